@@ -1,0 +1,1 @@
+"""Engage services and the platform package they share."""

@@ -1,0 +1,264 @@
+"""gRPC server bootstrap shared by every service.
+
+One interceptor gives every call a request id, a caller identity, a
+permission check, a log line, metrics and error mapping. `ServiceApp` wires
+the server with health checking, reflection, the outbox relay and graceful
+shutdown (health NOT_SERVING, a drain delay, then stop with a grace period).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from sqlalchemy import exc as sa_exc
+
+from services.platform import metrics
+from services.platform.auth import TokenVerifier, require, set_identity
+from services.platform.db import Database
+from services.platform.errors import EngageError, Unavailable
+from services.platform.jetstream import NatsLink
+from services.platform.log import configure_logging, get_logger
+from services.platform.relay import OutboxRelay
+from services.platform.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+ERROR_DOMAIN = "engage.dev"
+# Methods anyone may call without a token: health and reflection.
+PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+READINESS = "readiness"
+
+
+def status_of(error: EngageError) -> status_pb2.Status:
+    """The google.rpc.Status with BadRequest / ErrorInfo details."""
+    details: list[any_pb2.Any] = []
+    if error.violations:
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in error.violations
+            ]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(bad)
+        details.append(packed)
+    if error.reason:
+        info = any_pb2.Any()
+        info.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))
+        details.append(info)
+    return status_pb2.Status(code=error.code.value[0], message=error.message, details=details)
+
+
+def _as_engage_error(exc: Exception) -> EngageError | None:
+    if isinstance(exc, EngageError):
+        return exc
+    if isinstance(exc, sa_exc.IntegrityError):
+        return EngageError("a concurrent change conflicted; retry", "CONFLICT", [], grpc.StatusCode.ABORTED)
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, OSError)):
+        return Unavailable("the database is unavailable; retry later", "DATABASE_UNAVAILABLE")
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return Unavailable("the database connection was lost; retry", "DATABASE_UNAVAILABLE")
+    return None
+
+
+class EngageInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, service: str, verifier: TokenVerifier, permissions: Mapping[str, str]):
+        self.service = service
+        self.verifier = verifier
+        self.permissions = permissions
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method: str = details.method
+        if handler is None or method.startswith(PUBLIC_PREFIXES):
+            return handler
+        metadata = dict(details.invocation_metadata or ())
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap(handler.unary_unary, method, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap(handler.stream_unary, method, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # streaming responses are not used by Engage
+
+    def _wrap(self, behavior: Callable[..., Any], method: str, metadata: dict[str, Any]) -> Callable[..., Any]:
+        permission = self.permissions.get(method)
+        short = method.rsplit("/", 1)[-1]
+
+        async def run(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            request_id = str(metadata.get("x-request-id") or uuid.uuid4())
+            structlog.contextvars.bind_contextvars(request_id=request_id, rpc=short)
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                await context.send_initial_metadata((("x-request-id", request_id),))
+                identity = self.verifier.verify(metadata.get("authorization"))
+                require(identity, permission)
+                set_identity(identity)
+                structlog.contextvars.bind_contextvars(caller=identity.subject)
+                return await behavior(request, context)
+            except Exception as exc:
+                if isinstance(exc, grpc.aio.AbortError):
+                    code = context.code() or grpc.StatusCode.UNKNOWN
+                    raise
+                error = _as_engage_error(exc)
+                if error is None:
+                    code = grpc.StatusCode.INTERNAL
+                    log.exception("rpc.internal_error")
+                    error = EngageError(
+                        f"internal error (request id {request_id})", "INTERNAL", [], grpc.StatusCode.INTERNAL
+                    )
+                code = error.code
+                status = status_of(error)
+                await context.abort(
+                    error.code,
+                    error.message,
+                    trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+                )
+            finally:
+                elapsed = time.perf_counter() - started
+                metrics.RPCS.labels(self.service, short, code.name).inc()
+                metrics.RPC_SECONDS.labels(self.service, short).observe(elapsed)
+                log.info("rpc", code=code.name, ms=round(elapsed * 1000, 2))
+                structlog.contextvars.clear_contextvars()
+
+        return run
+
+
+Registrar = Callable[[grpc.aio.Server], None]
+
+
+class ServiceApp:
+    """A running service: gRPC server, database, NATS link and outbox relay."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        register: Registrar,
+        service_names: list[str],
+        permissions: Mapping[str, str],
+        db: Database | None = None,
+    ):
+        self.settings = settings
+        self.register = register
+        self.service_names = service_names
+        self.permissions = permissions
+        self.db = db or Database(settings.resolved_database_url())
+        self.link = NatsLink(
+            settings.nats_url,
+            settings.service_name,
+            {settings.nats_stream: ["engage.>"]},
+            settings.nats_stream_replicas,
+        )
+        self.relay = OutboxRelay(
+            self.db,
+            self.link,
+            settings.service_name,
+            batch_size=settings.outbox_batch_size,
+            poll_seconds=settings.outbox_poll_seconds,
+            retention_hours=settings.outbox_retention_hours,
+        )
+        self.health = health.aio.HealthServicer()
+        self.server: grpc.aio.Server | None = None
+        self.port = 0
+        self._background: list[asyncio.Task[None]] = []
+        self._metrics_server: Any = None
+
+    async def start(self) -> int:
+        s = self.settings
+        verifier = TokenVerifier(s.auth_mode, s.auth_jwks_file, s.auth_issuer, s.auth_audience)
+        self.server = grpc.aio.server(
+            interceptors=[EngageInterceptor(s.service_name, verifier, self.permissions)],
+            maximum_concurrent_rpcs=s.max_concurrent_rpcs,
+            options=[
+                ("grpc.max_receive_message_length", s.max_message_bytes),
+                ("grpc.max_send_message_length", s.max_message_bytes),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ],
+        )
+        self.register(self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [*self.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            self.server,
+        )
+        self.port = self.server.add_insecure_port(f"{s.grpc_host}:{s.grpc_port}")
+        self.link.start()
+        self.relay.start()
+        await self.server.start()
+        # Liveness ("") says the process answers; readiness and each service
+        # name also need the database and NATS.
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self._check_readiness()
+        self._background.append(asyncio.create_task(self._readiness_loop(), name="readiness"))
+        self._metrics_server = metrics.serve_metrics(s.grpc_host, s.metrics_port)
+        log.info("service.started", service=s.service_name, port=self.port, metrics_port=s.metrics_port)
+        return self.port
+
+    async def _check_readiness(self) -> None:
+        ready = self.link.connected and await self.db.ping()
+        status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in [READINESS, *self.service_names]:
+            await self.health.set(name, status)
+        metrics.READY.labels(self.settings.service_name).set(1 if ready else 0)
+
+    async def _readiness_loop(self) -> None:
+        while True:
+            await asyncio.sleep(2)
+            await self._check_readiness()
+            await self.relay.backlog()
+
+    async def stop(self) -> None:
+        """Graceful: NOT_SERVING first, then drain, then stop with grace."""
+        log.info("service.stopping", drain_seconds=self.settings.drain_seconds)
+        for task in self._background:
+            task.cancel()
+        await self.health.enter_graceful_shutdown()
+        await asyncio.sleep(self.settings.drain_seconds)
+        if self.server is not None:
+            await self.server.stop(self.settings.grace_seconds)
+        await self.relay.stop()
+        await self.link.close()
+        await self.db.dispose()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+        log.info("service.stopped")
+
+    async def run_until_signal(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        await stop.wait()
+        await self.stop()
+
+
+def setup_logging(settings: ServiceSettings) -> None:
+    configure_logging(settings.log_level, settings.log_format)
+
+
+__all__ = ["ServiceApp", "EngageInterceptor", "status_of", "setup_logging", "code_pb2"]

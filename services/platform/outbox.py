@@ -1,0 +1,72 @@
+"""The transactional outbox: events stored in the same transaction as the change."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from services.platform.cloudevents import CloudEvent
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+_SEQ_TYPE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class OutboxRow(SQLModel, table=True):
+    __tablename__ = "outbox"
+
+    seq: int | None = Field(default=None, sa_column=sa.Column(_SEQ_TYPE, primary_key=True, autoincrement=True))
+    event_id: str = Field(max_length=64, unique=True)
+    type: str = Field(max_length=200)
+    source: str = Field(max_length=200)
+    subject: str = Field(max_length=300)
+    dataschema: str = Field(max_length=200)
+    data: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    sequence: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, default=0))
+    partitionkey: str = Field(default="", max_length=300)
+    authid: str = Field(default="", max_length=300)
+    event_time: datetime
+    published_at: datetime | None = Field(default=None, index=True)
+
+    @classmethod
+    def from_event(cls, event: CloudEvent) -> OutboxRow:
+        return cls(
+            event_id=event.id,
+            type=event.type,
+            source=event.source,
+            subject=event.subject,
+            dataschema=event.dataschema,
+            data=event.data,
+            sequence=event.sequence,
+            partitionkey=event.partitionkey,
+            authid=event.authid,
+            event_time=event.time,
+        )
+
+    def to_event(self) -> CloudEvent:
+        return CloudEvent(
+            type=self.type,
+            source=self.source,
+            subject=self.subject,
+            data=self.data,
+            dataschema=self.dataschema,
+            sequence=self.sequence,
+            partitionkey=self.partitionkey,
+            authid=self.authid,
+            id=self.event_id,
+            time=self.event_time,
+        )
+
+
+class RequestRecord(SQLModel, table=True):
+    """Request ids of creates already done, so a retried create returns the
+    first result instead of creating twice (AIP-155)."""
+
+    __tablename__ = "request_ids"
+
+    request_id: str = Field(primary_key=True, max_length=100)
+    operation: str = Field(max_length=100)
+    fingerprint: str = Field(max_length=64)
+    resource_name: str = Field(max_length=300)
+    created_at: datetime

@@ -1,0 +1,1 @@
+"""The roles service: directory, CRM roles, assignments and rules of engagement."""

@@ -1,0 +1,1 @@
+"""gRPC servicers: protobuf in, use case, protobuf out."""

@@ -1,0 +1,1 @@
+"""Use cases: one transaction each, domain rules applied, events emitted."""

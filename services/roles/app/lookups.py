@@ -1,0 +1,27 @@
+"""Loading rows by id with the right error when they are missing."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.platform.errors import NotFound, invalid
+
+RowT = TypeVar("RowT", bound=SQLModel)
+
+
+async def get_or_404(session: AsyncSession, row_type: type[RowT], key: str, name: str, *, lock: bool = False) -> RowT:
+    row = await session.get(row_type, key, with_for_update=lock or None)
+    if row is None:
+        raise NotFound(f"{name} does not exist")
+    return row
+
+
+async def get_reference(session: AsyncSession, row_type: type[RowT], key: str, name: str, field: str) -> RowT:
+    """A row named by a request field: a missing one is the request's fault."""
+    row = await session.get(row_type, key)
+    if row is None:
+        raise invalid(field, f"{name} does not exist")
+    return row

@@ -1,0 +1,1 @@
+"""Pure rules of the roles service: no I/O, no protobuf."""

@@ -1,0 +1,1 @@
+"""Events the roles service publishes."""

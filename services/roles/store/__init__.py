@@ -1,0 +1,1 @@
+"""Storage: SQLModel tables, queries and Alembic migrations."""

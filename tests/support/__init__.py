@@ -1,0 +1,1 @@
+"""Helpers the tests share: real NATS servers, real databases, signed tokens."""
