@@ -23,6 +23,7 @@ from services.roles.main import build
 from services.roles.migrate import migrate
 from services.roles.settings import RolesSettings
 from tests.support.nats_server import NatsServer
+from tests.support.waiting import eventually
 from tests.support.tokens import AUDIENCE, ISSUER, TokenMint
 
 POSTGRES = os.environ.get("ENGAGE_TEST_POSTGRES", "postgres@127.0.0.1:5432/test")
@@ -99,6 +100,10 @@ class RolesClient:
     @property
     def decisions(self) -> decisions_pb2_grpc.DecisionServiceStub:
         return decisions_pb2_grpc.DecisionServiceStub(self.channel)
+
+    async def settle(self, timeout: float = 15.0) -> None:
+        """Waits until the outbox has published everything committed so far."""
+        await eventually(self.app.relay.backlog, lambda n: n == 0, timeout, "an empty outbox")
 
     def as_person(self, person_id: str) -> tuple[tuple[str, str], ...]:
         return self.mint.metadata(f"user-{person_id}", person=person_id)

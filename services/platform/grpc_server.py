@@ -227,8 +227,12 @@ class ServiceApp:
 
     async def _readiness_loop(self) -> None:
         while True:
-            await asyncio.sleep(2)
+            try:
+                await asyncio.wait_for(self.link.ready.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
             await self._check_readiness()
+            await asyncio.sleep(1.0)
             await self.relay.backlog()
 
     async def stop(self) -> None:

@@ -83,8 +83,10 @@ async def stream_messages(url: str, stream: str, subject: str = ">") -> list[nat
     try:
         js = nc.jetstream()
         info = await js.stream_info(stream)
-        out = []
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        out: list[nats.aio.msg.Msg] = []
+        if info.state.messages == 0:
+            return out
+        for seq in range(max(info.state.first_seq, 1), info.state.last_seq + 1):
             try:
                 msg = await js.get_msg(stream, seq)
             except nats.js.errors.NotFoundError:
