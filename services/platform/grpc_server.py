@@ -9,6 +9,7 @@ shutdown (health NOT_SERVING, a drain delay, then stop with a grace period).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 import uuid
@@ -112,11 +113,11 @@ class EngageInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                await context.send_initial_metadata((("x-request-id", request_id),))
                 identity = self.verifier.verify(metadata.get("authorization"))
                 require(identity, permission)
                 set_identity(identity)
                 structlog.contextvars.bind_contextvars(caller=identity.subject)
+                await context.send_initial_metadata((("x-request-id", request_id),))
                 return await behavior(request, context)
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):
@@ -134,7 +135,10 @@ class EngageInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort(
                     error.code,
                     error.message,
-                    trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+                    trailing_metadata=(
+                        ("grpc-status-details-bin", status.SerializeToString()),
+                        ("x-request-id", request_id),
+                    ),
                 )
             finally:
                 elapsed = time.perf_counter() - started
@@ -212,6 +216,10 @@ class ServiceApp:
         # Liveness ("") says the process answers; readiness and each service
         # name also need the database and NATS.
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        # Give NATS a moment so a healthy start reports ready at once; when
+        # it is down the service serves anyway and readiness follows later.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.link.ready.wait(), timeout=3.0)
         await self._check_readiness()
         self._background.append(asyncio.create_task(self._readiness_loop(), name="readiness"))
         self._metrics_server = metrics.serve_metrics(s.grpc_host, s.metrics_port)

@@ -1,0 +1,101 @@
+"""What every service gets from the platform: auth, permissions, health, reflection, shutdown."""
+
+import asyncio
+import time
+
+import grpc
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from engage.roles.v1 import directory_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from services.roles.api.permissions import PERMISSIONS
+from services.roles.main import SERVICE_NAMES
+from tests.support.company import company_rows, stream
+from tests.support.grpc_errors import call_error
+from tests.support.tokens import AUDIENCE, ISSUER
+
+
+def every_method() -> set[str]:
+    from google.protobuf import descriptor_pool
+
+    pool = descriptor_pool.Default()
+    return {f"/{name}/{m.name}" for name in SERVICE_NAMES for m in pool.FindServiceByName(name).methods}
+
+
+def test_every_rpc_declares_a_permission():
+    assert every_method() == set(PERMISSIONS)
+
+
+async def test_tokens_that_must_be_refused(roles):
+    mint = roles.mint
+    now = int(time.time())
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    unsigned = jwt.encode({"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 60,
+                           "engage_roles": ["hr_admin"]}, key=None, algorithm="none")
+    good = mint.token(roles=["hr_admin"])
+    tampered = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
+    bad_tokens = {
+        "missing": None,
+        "expired": mint.token(roles=["hr_admin"], exp=now - 10, iat=now - 100),
+        "not yet valid": mint.token(roles=["hr_admin"], nbf=now + 3600),
+        "wrong audience": mint.token(roles=["hr_admin"], aud="someone-else"),
+        "wrong issuer": mint.token(roles=["hr_admin"], iss="evil"),
+        "alg none": unsigned,
+        "tampered": tampered,
+        "wrong key": mint.token(roles=["hr_admin"], key=other_key),
+        "unknown kid": mint.token(roles=["hr_admin"], kid="other"),
+        "not bearer": "garbage",
+    }
+    request = directory_pb2.ListPeopleRequest()
+    for what, token in bad_tokens.items():
+        metadata = () if token is None else (("authorization", token if what == "not bearer" else f"Bearer {token}"),)
+        err = await call_error(roles.directory.ListPeople(request, metadata=metadata, timeout=5))
+        assert err.code == grpc.StatusCode.UNAUTHENTICATED, what
+    ok = await roles.directory.ListPeople(request, metadata=(("authorization", f"Bearer {good}"),), timeout=5)
+    assert ok.people == []
+
+
+async def test_an_employee_cannot_change_the_directory(roles):
+    err = await call_error(
+        roles.directory.ImportDirectory(stream(company_rows()), metadata=roles.as_person("A1"), timeout=10),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
+    assert "directory.write" in err.message
+
+
+async def test_reflection_lists_the_services_and_health_is_serving(roles):
+    stub = reflection_pb2_grpc.ServerReflectionStub(roles.channel)
+
+    async def ask():
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+
+    names = set()
+    async for response in stub.ServerReflectionInfo(ask(), timeout=5):
+        names |= {s.name for s in response.list_services_response.service}
+    assert set(SERVICE_NAMES) <= names
+    health = health_pb2_grpc.HealthStub(roles.channel)
+    for service in ["", "readiness", *SERVICE_NAMES]:
+        status = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        assert status.status == health_pb2.HealthCheckResponse.SERVING, service
+
+
+async def test_sigterm_style_stop_turns_health_not_serving_before_the_listener_closes(roles):
+    roles.app.settings.drain_seconds = 1.0
+    health = health_pb2_grpc.HealthStub(roles.channel)
+    watch = health.Watch(health_pb2.HealthCheckRequest(service="readiness"), timeout=10)
+    first = await watch.read()
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
+    stopping = asyncio.create_task(roles.app.stop())
+    second = await watch.read()
+    assert second.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    # Still answering calls during the drain.
+    ok = await roles.directory.ListPeople(directory_pb2.ListPeopleRequest(), metadata=roles.admin, timeout=5)
+    assert ok is not None
+    await stopping
+    roles.app.stop = _already_stopped  # the fixture's teardown must not stop twice
+
+
+async def _already_stopped() -> None:
+    return None
