@@ -23,8 +23,8 @@ from services.roles.main import build
 from services.roles.migrate import migrate
 from services.roles.settings import RolesSettings
 from tests.support.nats_server import NatsServer
-from tests.support.waiting import eventually
 from tests.support.tokens import AUDIENCE, ISSUER, TokenMint
+from tests.support.waiting import eventually
 
 POSTGRES = os.environ.get("ENGAGE_TEST_POSTGRES", "postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgresql"]
@@ -139,13 +139,15 @@ async def start_roles(db_url: str, nats: NatsServer, mint: TokenMint, **override
 
 
 @pytest.fixture(params=BACKENDS)
-async def roles(request: pytest.FixtureRequest, workdir: Path, mint: TokenMint, nats_server: NatsServer) -> AsyncIterator[RolesClient]:
+async def roles(
+    request: pytest.FixtureRequest, workdir: Path, mint: TokenMint, nats_server: NatsServer
+) -> AsyncIterator[RolesClient]:
     url, pg_name = await fresh_database_url(request.param, workdir)
     client = await start_roles(url, nats_server, mint)
     try:
         yield client
     finally:
-        await client.channel.close()
+        await client.channel.close(None)
         await client.app.stop()
         if pg_name:
             await _drop_pg_database(pg_name)

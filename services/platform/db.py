@@ -96,9 +96,8 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        async with self._read_sessions() as session:
-            async with session.begin():
-                yield session
+        async with self._read_sessions() as session, session.begin():
+            yield session
 
     async def ping(self) -> bool:
         try:

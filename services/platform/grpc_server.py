@@ -184,7 +184,7 @@ class ServiceApp:
             poll_seconds=settings.outbox_poll_seconds,
             retention_hours=settings.outbox_retention_hours,
         )
-        self.health = health.aio.HealthServicer()
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self._background: list[asyncio.Task[None]] = []
@@ -235,10 +235,8 @@ class ServiceApp:
 
     async def _readiness_loop(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.link.ready.wait(), timeout=1.0)
-            except TimeoutError:
-                pass
             await self._check_readiness()
             await asyncio.sleep(1.0)
             await self.relay.backlog()
@@ -273,4 +271,4 @@ def setup_logging(settings: ServiceSettings) -> None:
     configure_logging(settings.log_level, settings.log_format)
 
 
-__all__ = ["ServiceApp", "EngageInterceptor", "status_of", "setup_logging", "code_pb2"]
+__all__ = ["EngageInterceptor", "ServiceApp", "code_pb2", "setup_logging", "status_of"]

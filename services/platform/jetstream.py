@@ -97,6 +97,9 @@ async def ensure_stream(js: JetStreamContext, name: str, subjects: list[str], re
         await js.add_stream(config)
         log.info("nats.stream_created", stream=name, subjects=subjects)
         return
-    if sorted(info.config.subjects or []) != sorted(subjects) or info.config.duplicate_window != DUPLICATE_WINDOW_SECONDS:
+    if (
+        sorted(info.config.subjects or []) != sorted(subjects)
+        or info.config.duplicate_window != DUPLICATE_WINDOW_SECONDS
+    ):
         await js.update_stream(config)
         log.info("nats.stream_updated", stream=name, subjects=subjects)

@@ -12,9 +12,7 @@ RPC_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 OUTBOX_PUBLISHED = Counter("engage_outbox_published_total", "Events published to JetStream", ["service"])
-OUTBOX_DUPLICATES = Counter(
-    "engage_outbox_duplicates_total", "Publishes JetStream dropped as duplicates", ["service"]
-)
+OUTBOX_DUPLICATES = Counter("engage_outbox_duplicates_total", "Publishes JetStream dropped as duplicates", ["service"])
 OUTBOX_FAILURES = Counter("engage_outbox_publish_failures_total", "Failed publish attempts", ["service"])
 OUTBOX_LAG = Histogram(
     "engage_outbox_lag_seconds",

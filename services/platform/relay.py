@@ -17,6 +17,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.platform import metrics
 from services.platform.db import Database, utcnow
@@ -141,12 +142,10 @@ class OutboxRelay:
         metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(done))
         return done
 
-    async def _mark(self, session: sa.ext.asyncio.AsyncSession, rows: Sequence[OutboxRow]) -> None:
+    async def _mark(self, session: AsyncSession, rows: Sequence[OutboxRow]) -> None:
         if rows:
             await session.execute(
-                sa.update(OutboxRow)
-                .where(col(OutboxRow.seq).in_([r.seq for r in rows]))
-                .values(published_at=utcnow())
+                sa.update(OutboxRow).where(col(OutboxRow.seq).in_([r.seq for r in rows])).values(published_at=utcnow())
             )
 
     async def backlog(self) -> int:
@@ -164,5 +163,7 @@ class OutboxRelay:
         cutoff = utcnow() - self.retention
         async with self.db.write() as uow:
             await uow.session.execute(
-                sa.delete(OutboxRow).where(col(OutboxRow.published_at).is_not(None), col(OutboxRow.published_at) < cutoff)
+                sa.delete(OutboxRow).where(
+                    col(OutboxRow.published_at).is_not(None), col(OutboxRow.published_at) < cutoff
+                )
             )

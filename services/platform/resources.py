@@ -96,9 +96,7 @@ def mask_paths(mask: FieldMask, allowed: Iterable[str], field: str = "update_mas
         return allowed_set
     unknown = [p for p in paths if p not in allowed_set]
     if unknown:
-        raise invalid(
-            field, f"cannot update {', '.join(unknown)}; updatable fields: {', '.join(sorted(allowed_set))}"
-        )
+        raise invalid(field, f"cannot update {', '.join(unknown)}; updatable fields: {', '.join(sorted(allowed_set))}")
     return set(paths)
 
 

@@ -88,6 +88,12 @@ def ts_out(value: datetime | None) -> Timestamp | None:
     return ts
 
 
+def ts_required(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value.astimezone(UTC))
+    return ts
+
+
 def ts_in(value: Timestamp, present: bool) -> datetime | None:
     return value.ToDatetime(tzinfo=UTC) if present else None
 
@@ -127,7 +133,7 @@ def org_unit_out(row: OrgUnitRow) -> directory_pb2.OrgUnit:
     return directory_pb2.OrgUnit(
         name=name,
         display_name=row.display_name,
-        kind=enum_out(directory_pb2.OrgUnitKind, "ORG_UNIT_KIND_", row.kind),
+        kind=enum_out(directory_pb2.OrgUnitKind, "ORG_UNIT_KIND_", row.kind),  # type: ignore[arg-type]
         parent=f"orgUnits/{row.parent_id}" if row.parent_id else "",
         manager=f"people/{row.manager_id}" if row.manager_id else "",
         hr_version=row.hr_version,
@@ -253,9 +259,7 @@ def content_of(row: RoleRow) -> RoleContent:
     )
 
 
-def _role_message(
-    name: str, display_name: str, content: dict[str, Any], state: str, version: int
-) -> roles_pb2.Role:
+def _role_message(name: str, display_name: str, content: dict[str, Any], state: str, version: int) -> roles_pb2.Role:
     role = roles_pb2.Role(
         name=name,
         display_name=display_name,
@@ -294,8 +298,8 @@ def role_out(row: RoleRow) -> roles_pb2.Role:
         row.version,
     )
     role.etag = etag_for(name, row.revision)
-    role.create_time.CopyFrom(ts_out(row.create_time))
-    role.update_time.CopyFrom(ts_out(row.update_time))
+    role.create_time.CopyFrom(ts_required(row.create_time))
+    role.update_time.CopyFrom(ts_required(row.update_time))
     return role
 
 
@@ -303,8 +307,8 @@ def role_version_out(row: RoleVersionRow, current: RoleRow) -> roles_pb2.Role:
     """A past version, read as `roles/{role}@{version}`."""
     state = RoleState.ACTIVE.value if row.version == current.version else current.state
     role = _role_message(f"roles/{row.role_id}@{row.version}", row.display_name, row.content, state, row.version)
-    role.create_time.CopyFrom(ts_out(current.create_time))
-    role.update_time.CopyFrom(ts_out(row.effective_from))
+    role.create_time.CopyFrom(ts_required(current.create_time))
+    role.update_time.CopyFrom(ts_required(row.effective_from))
     return role
 
 

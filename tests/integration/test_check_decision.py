@@ -46,7 +46,10 @@ async def test_escalation_walks_to_the_team_lead_then_the_line_of_business(roles
     to_lead = await ask(roles, "S1", amount=eur(1200))
     assert to_lead.outcome == ESCALATE and to_lead.escalate_to.person == "people/TL-S"
     assert to_lead.escalate_to.may_decide and to_lead.escalate_to.role == "roles/team-lead"
-    assert [s.kind for s in to_lead.chain] == [decisions_pb2.DecisionStep.KIND_OWN_RIGHTS, decisions_pb2.DecisionStep.KIND_SCOPE_HOLDER]
+    assert [s.kind for s in to_lead.chain] == [
+        decisions_pb2.DecisionStep.KIND_OWN_RIGHTS,
+        decisions_pb2.DecisionStep.KIND_SCOPE_HOLDER,
+    ]
     to_head = await ask(roles, "S1", amount=eur(90_000))
     assert to_head.escalate_to.person == "people/VP-C" and to_head.escalate_to.org_unit == "orgUnits/SERVICE"
 
@@ -64,18 +67,24 @@ async def test_delegation_lets_an_agent_decide_for_the_lead_until_revoked(roles)
     delegation = await roles.assignments.CreateDelegation(
         assignments_pb2.CreateDelegationRequest(
             delegation=assignments_pb2.Delegation(
-                delegator="people/TL-S", delegate="people/S1", categories=["decisionCategories/customer-refund"],
-                max_amount=eur(2000), valid_to=until, reason="holiday cover",
+                delegator="people/TL-S",
+                delegate="people/S1",
+                categories=["decisionCategories/customer-refund"],
+                max_amount=eur(2000),
+                valid_to=until,
+                reason="holiday cover",
             )
         ),
-        metadata=roles.as_person("TL-S"), timeout=5,
+        metadata=roles.as_person("TL-S"),
+        timeout=5,
     )
     covered = await ask(roles, "S1", amount=eur(1500))
     assert covered.outcome == DECIDE and covered.applied_rule.delegation == delegation.name
     assert covered.applied_rule.holder == "people/TL-S"
     assert (await ask(roles, "S1", amount=eur(2500))).outcome == ESCALATE
-    await roles.assignments.RevokeDelegation(assignments_pb2.RevokeDelegationRequest(name=delegation.name),
-                                             metadata=roles.as_person("TL-S"), timeout=5)
+    await roles.assignments.RevokeDelegation(
+        assignments_pb2.RevokeDelegationRequest(name=delegation.name), metadata=roles.as_person("TL-S"), timeout=5
+    )
     assert (await ask(roles, "S1", amount=eur(1500))).outcome == ESCALATE
 
 
@@ -83,10 +92,15 @@ async def test_answers_for_a_past_moment_use_the_role_version_then_in_force(role
     await staffed(roles)
     before = Timestamp()
     before.GetCurrentTime()
-    current = await roles.roles.GetRole(roles_pb2.GetRoleRequest(name="roles/service-agent"), metadata=roles.admin, timeout=5)
+    current = await roles.roles.GetRole(
+        roles_pb2.GetRoleRequest(name="roles/service-agent"), metadata=roles.admin, timeout=5
+    )
     current.decision_rights[0].limit.CopyFrom(eur(100))
-    await roles.roles.UpdateRole(roles_pb2.UpdateRoleRequest(role=current, update_mask=FieldMask(paths=["decision_rights"])),
-                                 metadata=roles.admin, timeout=5)
+    await roles.roles.UpdateRole(
+        roles_pb2.UpdateRoleRequest(role=current, update_mask=FieldMask(paths=["decision_rights"])),
+        metadata=roles.admin,
+        timeout=5,
+    )
     now = await ask(roles, "S1", amount=eur(350))
     assert now.outcome == ESCALATE
     then = await ask(roles, "S1", amount=eur(350), at=before)
@@ -102,5 +116,7 @@ async def test_bad_questions_get_clear_errors(roles):
     await call_error(ask(roles, "NOBODY"), grpc.StatusCode.NOT_FOUND)
     await call_error(ask(roles, "S1", category="nope"), grpc.StatusCode.NOT_FOUND)
     bad_name = decisions_pb2.CheckDecisionRequest(person="S1", category="decisionCategories/customer-refund")
-    err = await call_error(roles.decisions.CheckDecision(bad_name, metadata=roles.admin, timeout=5), grpc.StatusCode.INVALID_ARGUMENT)
+    err = await call_error(
+        roles.decisions.CheckDecision(bad_name, metadata=roles.admin, timeout=5), grpc.StatusCode.INVALID_ARGUMENT
+    )
     assert err.fields == ["person"]

@@ -18,7 +18,9 @@ async def run_import(roles, rows):
 async def test_import_in_any_order_creates_everyone_and_a_rerun_changes_nothing(roles):
     first = await run_import(roles, company_rows())
     assert (first.created_count, first.rejected_count) == (len(PEOPLE) + len(UNITS), 0)
-    lead = await roles.directory.GetPerson(directory_pb2.GetPersonRequest(name="people/TL-N"), metadata=roles.admin, timeout=5)
+    lead = await roles.directory.GetPerson(
+        directory_pb2.GetPersonRequest(name="people/TL-N"), metadata=roles.admin, timeout=5
+    )
     assert lead.manager == "people/VP-S" and lead.org_unit == "orgUnits/SALES-N"
     events = await wait_for_events(roles.nats.url, lambda ev: len(ev) == 14, what="14 creation events")
 
@@ -59,7 +61,9 @@ async def test_each_bad_row_is_rejected_with_its_reason_and_the_rest_applied(rol
     assert by_row[8].outcome == OUTCOME.OUTCOME_REJECTED
     assert by_row[9].outcome == OUTCOME.OUTCOME_REJECTED and "N1" in by_row[9].reason
     assert (result.updated_count, result.rejected_count) == (1, 9)
-    people = await roles.directory.ListPeople(directory_pb2.ListPeopleRequest(page_size=100), metadata=roles.admin, timeout=5)
+    people = await roles.directory.ListPeople(
+        directory_pb2.ListPeopleRequest(page_size=100), metadata=roles.admin, timeout=5
+    )
     assert len(people.people) == len(PEOPLE)  # nothing rejected was written
     a2 = next(p for p in people.people if p.name == "people/A2")
     assert a2.display_name == "Agent two"
@@ -70,8 +74,11 @@ async def test_list_people_pages_through_a_subtree_with_tokens_bound_to_filters(
     seen, token = [], ""
     while True:
         page = await roles.directory.ListPeople(
-            directory_pb2.ListPeopleRequest(org_unit="orgUnits/SALES", include_descendants=True, page_size=2, page_token=token),
-            metadata=roles.admin, timeout=5,
+            directory_pb2.ListPeopleRequest(
+                org_unit="orgUnits/SALES", include_descendants=True, page_size=2, page_token=token
+            ),
+            metadata=roles.admin,
+            timeout=5,
         )
         seen += [p.name for p in page.people]
         token = page.next_page_token
@@ -79,12 +86,15 @@ async def test_list_people_pages_through_a_subtree_with_tokens_bound_to_filters(
             break
     assert seen == sorted(["people/VP-S", "people/TL-N", "people/A1", "people/A2"])
     first = await roles.directory.ListPeople(
-        directory_pb2.ListPeopleRequest(org_unit="orgUnits/SALES", include_descendants=True, page_size=1), metadata=roles.admin, timeout=5
+        directory_pb2.ListPeopleRequest(org_unit="orgUnits/SALES", include_descendants=True, page_size=1),
+        metadata=roles.admin,
+        timeout=5,
     )
     err = await call_error(
         roles.directory.ListPeople(
             directory_pb2.ListPeopleRequest(org_unit="orgUnits/SERVICE", page_size=1, page_token=first.next_page_token),
-            metadata=roles.admin, timeout=5,
+            metadata=roles.admin,
+            timeout=5,
         ),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
@@ -93,21 +103,31 @@ async def test_list_people_pages_through_a_subtree_with_tokens_bound_to_filters(
 
 async def test_moving_a_unit_moves_its_subtree_and_a_cycle_is_refused(roles):
     await run_import(roles, company_rows())
-    unit = await roles.directory.GetOrgUnit(directory_pb2.GetOrgUnitRequest(name="orgUnits/SALES-N"), metadata=roles.admin, timeout=5)
+    unit = await roles.directory.GetOrgUnit(
+        directory_pb2.GetOrgUnitRequest(name="orgUnits/SALES-N"), metadata=roles.admin, timeout=5
+    )
     unit.parent = "orgUnits/SERVICE"
     await roles.directory.UpdateOrgUnit(
-        directory_pb2.UpdateOrgUnitRequest(org_unit=unit, update_mask=FieldMask(paths=["parent"])), metadata=roles.admin, timeout=5
+        directory_pb2.UpdateOrgUnitRequest(org_unit=unit, update_mask=FieldMask(paths=["parent"])),
+        metadata=roles.admin,
+        timeout=5,
     )
     under_service = await roles.directory.ListPeople(
-        directory_pb2.ListPeopleRequest(org_unit="orgUnits/SERVICE", include_descendants=True, page_size=50), metadata=roles.admin, timeout=5
+        directory_pb2.ListPeopleRequest(org_unit="orgUnits/SERVICE", include_descendants=True, page_size=50),
+        metadata=roles.admin,
+        timeout=5,
     )
     assert "people/A1" in {p.name for p in under_service.people}
 
-    top = await roles.directory.GetOrgUnit(directory_pb2.GetOrgUnitRequest(name="orgUnits/SERVICE"), metadata=roles.admin, timeout=5)
+    top = await roles.directory.GetOrgUnit(
+        directory_pb2.GetOrgUnitRequest(name="orgUnits/SERVICE"), metadata=roles.admin, timeout=5
+    )
     top.parent = "orgUnits/SALES-N"
     err = await call_error(
         roles.directory.UpdateOrgUnit(
-            directory_pb2.UpdateOrgUnitRequest(org_unit=top, update_mask=FieldMask(paths=["parent"])), metadata=roles.admin, timeout=5
+            directory_pb2.UpdateOrgUnitRequest(org_unit=top, update_mask=FieldMask(paths=["parent"])),
+            metadata=roles.admin,
+            timeout=5,
         ),
         grpc.StatusCode.FAILED_PRECONDITION,
     )
@@ -116,18 +136,26 @@ async def test_moving_a_unit_moves_its_subtree_and_a_cycle_is_refused(roles):
 
 async def test_stale_etag_is_aborted_and_the_change_not_applied(roles):
     await run_import(roles, company_rows())
-    person = await roles.directory.GetPerson(directory_pb2.GetPersonRequest(name="people/A1"), metadata=roles.admin, timeout=5)
+    person = await roles.directory.GetPerson(
+        directory_pb2.GetPersonRequest(name="people/A1"), metadata=roles.admin, timeout=5
+    )
     person.display_name = "First writer"
     mask = FieldMask(paths=["display_name"])
-    updated = await roles.directory.UpdatePerson(directory_pb2.UpdatePersonRequest(person=person, update_mask=mask), metadata=roles.admin, timeout=5)
+    updated = await roles.directory.UpdatePerson(
+        directory_pb2.UpdatePersonRequest(person=person, update_mask=mask), metadata=roles.admin, timeout=5
+    )
     assert updated.etag != person.etag
     person.display_name = "Second writer with the old etag"
     err = await call_error(
-        roles.directory.UpdatePerson(directory_pb2.UpdatePersonRequest(person=person, update_mask=mask), metadata=roles.admin, timeout=5),
+        roles.directory.UpdatePerson(
+            directory_pb2.UpdatePersonRequest(person=person, update_mask=mask), metadata=roles.admin, timeout=5
+        ),
         grpc.StatusCode.ABORTED,
     )
     assert err.reason == "ETAG_MISMATCH"
-    now = await roles.directory.GetPerson(directory_pb2.GetPersonRequest(name="people/A1"), metadata=roles.admin, timeout=5)
+    now = await roles.directory.GetPerson(
+        directory_pb2.GetPersonRequest(name="people/A1"), metadata=roles.admin, timeout=5
+    )
     assert now.display_name == "First writer"
 
 
@@ -137,14 +165,46 @@ async def test_bad_input_names_the_field_and_writes_nothing(roles):
     before = await published(roles.nats.url)
     cases = [
         (directory_pb2.CreatePersonRequest(person_id="", person=directory_pb2.Person(display_name="x")), "person_id"),
-        (directory_pb2.CreatePersonRequest(person_id="Z1", person=directory_pb2.Person(display_name="x", org_unit="orgUnits/ACME")), "person.management_level"),
-        (directory_pb2.CreatePersonRequest(person_id="Z1", person=directory_pb2.Person(display_name="x", org_unit="teams/ACME", management_level=2)), "person.org_unit"),
-        (directory_pb2.CreatePersonRequest(person_id="Z1", person=directory_pb2.Person(display_name="x", org_unit="orgUnits/NOPE", management_level=2)), "person.org_unit"),
-        (directory_pb2.CreatePersonRequest(person_id="Z1", person=directory_pb2.Person(display_name="x", org_unit="orgUnits/ACME", management_level=2, manager="people/Z1")), "person.manager"),
-        (directory_pb2.CreatePersonRequest(person_id="Z1", person=directory_pb2.Person(display_name="x", org_unit="orgUnits/ACME", management_level=9)), "person.management_level"),
+        (
+            directory_pb2.CreatePersonRequest(
+                person_id="Z1", person=directory_pb2.Person(display_name="x", org_unit="orgUnits/ACME")
+            ),
+            "person.management_level",
+        ),
+        (
+            directory_pb2.CreatePersonRequest(
+                person_id="Z1", person=directory_pb2.Person(display_name="x", org_unit="teams/ACME", management_level=2)
+            ),
+            "person.org_unit",
+        ),
+        (
+            directory_pb2.CreatePersonRequest(
+                person_id="Z1",
+                person=directory_pb2.Person(display_name="x", org_unit="orgUnits/NOPE", management_level=2),
+            ),
+            "person.org_unit",
+        ),
+        (
+            directory_pb2.CreatePersonRequest(
+                person_id="Z1",
+                person=directory_pb2.Person(
+                    display_name="x", org_unit="orgUnits/ACME", management_level=2, manager="people/Z1"
+                ),
+            ),
+            "person.manager",
+        ),
+        (
+            directory_pb2.CreatePersonRequest(
+                person_id="Z1",
+                person=directory_pb2.Person(display_name="x", org_unit="orgUnits/ACME", management_level=9),
+            ),
+            "person.management_level",
+        ),
     ]
     for request, field in cases:
-        err = await call_error(roles.directory.CreatePerson(request, metadata=roles.admin, timeout=5), grpc.StatusCode.INVALID_ARGUMENT)
+        err = await call_error(
+            roles.directory.CreatePerson(request, metadata=roles.admin, timeout=5), grpc.StatusCode.INVALID_ARGUMENT
+        )
         assert err.fields == [field], (request, err)
     await call_error(
         roles.directory.GetPerson(directory_pb2.GetPersonRequest(name="people/Z1"), metadata=roles.admin, timeout=5),
@@ -157,7 +217,8 @@ async def test_bad_input_names_the_field_and_writes_nothing(roles):
 async def test_create_with_the_same_request_id_creates_once(roles):
     await run_import(roles, company_rows())
     request = directory_pb2.CreatePersonRequest(
-        person_id="R1", request_id="3f1c0e9e-retry",
+        person_id="R1",
+        request_id="3f1c0e9e-retry",
         person=directory_pb2.Person(display_name="Retry", org_unit="orgUnits/ACME", management_level=2),
     )
     one = await roles.directory.CreatePerson(request, metadata=roles.admin, timeout=5)
@@ -166,8 +227,11 @@ async def test_create_with_the_same_request_id_creates_once(roles):
     events = await wait_for_events(roles.nats.url, lambda ev: types(ev)["engage.roles.v1.person.created"] >= 10)
     assert [e.subject for e in events].count("people/R1") == 1
     other = directory_pb2.CreatePersonRequest(
-        person_id="R2", request_id="3f1c0e9e-retry",
+        person_id="R2",
+        request_id="3f1c0e9e-retry",
         person=directory_pb2.Person(display_name="Other", org_unit="orgUnits/ACME", management_level=2),
     )
-    err = await call_error(roles.directory.CreatePerson(other, metadata=roles.admin, timeout=5), grpc.StatusCode.INVALID_ARGUMENT)
+    err = await call_error(
+        roles.directory.CreatePerson(other, metadata=roles.admin, timeout=5), grpc.StatusCode.INVALID_ARGUMENT
+    )
     assert err.fields == ["request_id"]

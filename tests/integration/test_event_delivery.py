@@ -9,6 +9,7 @@ from sqlmodel import col, select
 from services.platform.outbox import OutboxRow
 from tests.support.company import company_rows, stream
 from tests.support.events import published
+from tests.support.waiting import eventually
 
 
 def new_person(i: int) -> directory_pb2.CreatePersonRequest:
@@ -29,11 +30,14 @@ async def test_killing_nats_while_changes_are_made_loses_no_event_and_duplicates
             committed.append(person.name)
 
     writers = [asyncio.create_task(writer(k * 1000, 150)) for k in range(4)]
-    while len(committed) < 100:
-        await asyncio.sleep(0.01)
+
+    async def count() -> int:
+        return len(committed)
+
+    await eventually(count, lambda n: n >= 100, 30, "100 committed changes")
     roles.nats.kill()  # kill -9 in the middle of the load
-    while len(committed) < 400:  # the service keeps accepting changes meanwhile
-        await asyncio.sleep(0.01)
+    # The service keeps accepting changes while the broker is down.
+    await eventually(count, lambda n: n >= 400, 30, "400 committed changes")
     roles.nats.start()
     await asyncio.gather(*writers)
     await roles.settle(timeout=60)

@@ -32,8 +32,11 @@ async def test_tokens_that_must_be_refused(roles):
     mint = roles.mint
     now = int(time.time())
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    unsigned = jwt.encode({"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 60,
-                           "engage_roles": ["hr_admin"]}, key=None, algorithm="none")
+    unsigned = jwt.encode(
+        {"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 60, "engage_roles": ["hr_admin"]},
+        key=None,
+        algorithm="none",
+    )
     good = mint.token(roles=["hr_admin"])
     tampered = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
     bad_tokens = {

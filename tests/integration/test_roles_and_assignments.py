@@ -32,8 +32,10 @@ async def test_holder_acknowledges_and_nobody_else_can(roles):
     await load_company(roles)
     a = await assign(roles, "S1", "service-agent", "SVC-1")
     req = assignments_pb2.AcknowledgeAssignmentRequest(name=a.name)
-    err = await call_error(roles.assignments.AcknowledgeAssignment(req, metadata=roles.as_person("S2"), timeout=5),
-                           grpc.StatusCode.PERMISSION_DENIED)
+    err = await call_error(
+        roles.assignments.AcknowledgeAssignment(req, metadata=roles.as_person("S2"), timeout=5),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
     assert err.reason == "NOT_THE_HOLDER"
     done = await roles.assignments.AcknowledgeAssignment(req, metadata=roles.as_person("S1"), timeout=5)
     assert done.acknowledgement_state == A.ACKNOWLEDGEMENT_STATE_ACKNOWLEDGED and done.acknowledged_role_version == 1
@@ -46,29 +48,42 @@ async def test_holder_acknowledges_and_nobody_else_can(roles):
 async def test_a_material_role_change_makes_a_new_version_and_asks_holders_again(roles):
     await load_company(roles)
     a = await assign(roles, "S1", "service-agent", "SVC-1")
-    await roles.assignments.AcknowledgeAssignment(assignments_pb2.AcknowledgeAssignmentRequest(name=a.name),
-                                                  metadata=roles.as_person("S1"), timeout=5)
-    current = await roles.roles.GetRole(roles_pb2.GetRoleRequest(name="roles/service-agent"), metadata=roles.admin, timeout=5)
+    await roles.assignments.AcknowledgeAssignment(
+        assignments_pb2.AcknowledgeAssignmentRequest(name=a.name), metadata=roles.as_person("S1"), timeout=5
+    )
+    current = await roles.roles.GetRole(
+        roles_pb2.GetRoleRequest(name="roles/service-agent"), metadata=roles.admin, timeout=5
+    )
     current.decision_rights[0].limit.CopyFrom(eur(750))
     v2 = await roles.roles.UpdateRole(
-        roles_pb2.UpdateRoleRequest(role=current, update_mask=FieldMask(paths=["decision_rights"])), metadata=roles.admin, timeout=5
+        roles_pb2.UpdateRoleRequest(role=current, update_mask=FieldMask(paths=["decision_rights"])),
+        metadata=roles.admin,
+        timeout=5,
     )
     assert v2.version == 2 and v2.decision_rights[0].limit.units == 750
-    v1 = await roles.roles.GetRole(roles_pb2.GetRoleRequest(name="roles/service-agent@1"), metadata=roles.admin, timeout=5)
+    v1 = await roles.roles.GetRole(
+        roles_pb2.GetRoleRequest(name="roles/service-agent@1"), metadata=roles.admin, timeout=5
+    )
     assert v1.version == 1 and v1.decision_rights[0].limit.units == 500
-    held = await roles.assignments.GetAssignment(assignments_pb2.GetAssignmentRequest(name=a.name), metadata=roles.admin, timeout=5)
+    held = await roles.assignments.GetAssignment(
+        assignments_pb2.GetAssignmentRequest(name=a.name), metadata=roles.admin, timeout=5
+    )
     assert held.role_version == 2 and held.acknowledgement_state == A.ACKNOWLEDGEMENT_STATE_PENDING
     # A rename alone is not material: same version.
     v2.display_name = "Customer service agent"
     renamed = await roles.roles.UpdateRole(
-        roles_pb2.UpdateRoleRequest(role=v2, update_mask=FieldMask(paths=["display_name"])), metadata=roles.admin, timeout=5
+        roles_pb2.UpdateRoleRequest(role=v2, update_mask=FieldMask(paths=["display_name"])),
+        metadata=roles.admin,
+        timeout=5,
     )
     assert renamed.version == 2
 
 
 async def test_assignment_rules_each_get_the_right_status(roles):
     await load_company(roles)
-    await roles.roles.CreateRole(roles_pb2.CreateRoleRequest(role_id="draft-role", role=role("Draft", 1, [])), metadata=roles.admin, timeout=5)
+    await roles.roles.CreateRole(
+        roles_pb2.CreateRoleRequest(role_id="draft-role", role=role("Draft", 1, [])), metadata=roles.admin, timeout=5
+    )
     cases = [
         (("S1", "draft-role", "SVC-1"), grpc.StatusCode.FAILED_PRECONDITION, "ROLE_NOT_ACTIVE"),
         (("A2", "team-lead", "SALES-N"), grpc.StatusCode.FAILED_PRECONDITION, "MANAGEMENT_LEVEL_TOO_LOW"),
@@ -82,23 +97,28 @@ async def test_assignment_rules_each_get_the_right_status(roles):
     await assign(roles, "S1", "service-agent", "SVC-1")
     err = await call_error(assign(roles, "S1", "service-agent", "SVC-1"), grpc.StatusCode.FAILED_PRECONDITION)
     assert err.reason == "DUPLICATE_ASSIGNMENT"
-    listed = await roles.assignments.ListAssignments(assignments_pb2.ListAssignmentsRequest(person="people/S1"),
-                                                     metadata=roles.admin, timeout=5)
+    listed = await roles.assignments.ListAssignments(
+        assignments_pb2.ListAssignmentsRequest(person="people/S1"), metadata=roles.admin, timeout=5
+    )
     assert len(listed.assignments) == 1
 
 
 async def test_a_manager_assigns_only_within_the_units_they_head(roles):
     await load_company(roles)
     # TL-S heads SVC-1; VP-S heads SALES and everything below it.
-    err = await call_error(assign(roles, "A1", "service-agent", "SALES-N", metadata=roles.as_person("TL-S")),
-                           grpc.StatusCode.PERMISSION_DENIED)
+    err = await call_error(
+        assign(roles, "A1", "service-agent", "SALES-N", metadata=roles.as_person("TL-S")),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
     assert err.reason == "OUTSIDE_MANAGED_SCOPE"
     ok = await assign(roles, "A1", "service-agent", "SALES-N", metadata=roles.as_person("VP-S"))
     assert ok.org_unit == "orgUnits/SALES-N"
     # An employee heads nothing: cannot end someone's assignment either.
     end = assignments_pb2.EndAssignmentRequest(name=ok.name, reason="no")
-    await call_error(roles.assignments.EndAssignment(end, metadata=roles.as_person("A2"), timeout=5),
-                     grpc.StatusCode.PERMISSION_DENIED)
+    await call_error(
+        roles.assignments.EndAssignment(end, metadata=roles.as_person("A2"), timeout=5),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
     ended = await roles.assignments.EndAssignment(end, metadata=roles.as_person("VP-S"), timeout=5)
     assert ended.state == A.STATE_ENDED and ended.ended_by == "people/VP-S"
 
@@ -106,11 +126,19 @@ async def test_a_manager_assigns_only_within_the_units_they_head(roles):
 async def test_retiring_a_role_with_holders_is_refused_until_they_are_ended(roles):
     await load_company(roles)
     a = await assign(roles, "S1", "service-agent", "SVC-1")
-    err = await call_error(roles.roles.RetireRole(roles_pb2.RetireRoleRequest(name="roles/service-agent"), metadata=roles.admin, timeout=5),
-                           grpc.StatusCode.FAILED_PRECONDITION)
+    err = await call_error(
+        roles.roles.RetireRole(
+            roles_pb2.RetireRoleRequest(name="roles/service-agent"), metadata=roles.admin, timeout=5
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
     assert err.reason == "ROLE_HAS_HOLDERS"
-    await roles.assignments.EndAssignment(assignments_pb2.EndAssignmentRequest(name=a.name, reason="reorg"), metadata=roles.admin, timeout=5)
-    retired = await roles.roles.RetireRole(roles_pb2.RetireRoleRequest(name="roles/service-agent"), metadata=roles.admin, timeout=5)
+    await roles.assignments.EndAssignment(
+        assignments_pb2.EndAssignmentRequest(name=a.name, reason="reorg"), metadata=roles.admin, timeout=5
+    )
+    retired = await roles.roles.RetireRole(
+        roles_pb2.RetireRoleRequest(name="roles/service-agent"), metadata=roles.admin, timeout=5
+    )
     assert retired.state == roles_pb2.Role.STATE_RETIRED
     err = await call_error(assign(roles, "S2", "service-agent", "SVC-1"), grpc.StatusCode.FAILED_PRECONDITION)
     assert err.reason == "ROLE_NOT_ACTIVE"
@@ -131,11 +159,15 @@ async def test_invalid_role_definitions_name_the_field_and_create_nothing(roles)
         (roles_pb2.Role(display_name="No level"), "role.management_level"),
     ]
     for r, field in cases:
-        err = await call_error(roles.roles.CreateRole(roles_pb2.CreateRoleRequest(role_id="bad", role=r), metadata=roles.admin, timeout=5),
-                               grpc.StatusCode.INVALID_ARGUMENT)
+        err = await call_error(
+            roles.roles.CreateRole(roles_pb2.CreateRoleRequest(role_id="bad", role=r), metadata=roles.admin, timeout=5),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
         assert field in err.fields, (field, err)
-    await call_error(roles.roles.GetRole(roles_pb2.GetRoleRequest(name="roles/bad"), metadata=roles.admin, timeout=5),
-                     grpc.StatusCode.NOT_FOUND)
+    await call_error(
+        roles.roles.GetRole(roles_pb2.GetRoleRequest(name="roles/bad"), metadata=roles.admin, timeout=5),
+        grpc.StatusCode.NOT_FOUND,
+    )
     await roles.settle()
     assert len(await published(roles.nats.url)) == before
 
@@ -143,11 +175,18 @@ async def test_invalid_role_definitions_name_the_field_and_create_nothing(roles)
 async def test_terminating_a_person_ends_their_assignments_with_events(roles):
     await load_company(roles)
     a = await assign(roles, "S1", "service-agent", "SVC-1")
-    person = await roles.directory.GetPerson(directory_pb2.GetPersonRequest(name="people/S1"), metadata=roles.admin, timeout=5)
+    person = await roles.directory.GetPerson(
+        directory_pb2.GetPersonRequest(name="people/S1"), metadata=roles.admin, timeout=5
+    )
     person.status = directory_pb2.PERSON_STATUS_TERMINATED
-    await roles.directory.UpdatePerson(directory_pb2.UpdatePersonRequest(person=person, update_mask=FieldMask(paths=["status"])),
-                                       metadata=roles.admin, timeout=5)
-    ended = await roles.assignments.GetAssignment(assignments_pb2.GetAssignmentRequest(name=a.name), metadata=roles.admin, timeout=5)
+    await roles.directory.UpdatePerson(
+        directory_pb2.UpdatePersonRequest(person=person, update_mask=FieldMask(paths=["status"])),
+        metadata=roles.admin,
+        timeout=5,
+    )
+    ended = await roles.assignments.GetAssignment(
+        assignments_pb2.GetAssignmentRequest(name=a.name), metadata=roles.admin, timeout=5
+    )
     assert ended.state == A.STATE_ENDED and "left" in ended.end_reason
     events = await wait_for_events(roles.nats.url, lambda ev: types(ev)["engage.roles.v1.assignment.ended"] == 1)
     assert types(events)["engage.roles.v1.person.terminated"] == 1
@@ -155,12 +194,14 @@ async def test_terminating_a_person_ends_their_assignments_with_events(roles):
 
 async def test_role_pages_and_state_filter(roles):
     await load_company(roles)
-    active = await roles.roles.ListRoles(roles_pb2.ListRolesRequest(state=roles_pb2.Role.STATE_ACTIVE, page_size=3),
-                                         metadata=roles.admin, timeout=5)
+    active = await roles.roles.ListRoles(
+        roles_pb2.ListRolesRequest(state=roles_pb2.Role.STATE_ACTIVE, page_size=3), metadata=roles.admin, timeout=5
+    )
     assert len(active.roles) == 3 and active.next_page_token
     rest = await roles.roles.ListRoles(
         roles_pb2.ListRolesRequest(state=roles_pb2.Role.STATE_ACTIVE, page_size=3, page_token=active.next_page_token),
-        metadata=roles.admin, timeout=5,
+        metadata=roles.admin,
+        timeout=5,
     )
     assert [r.name for r in [*active.roles, *rest.roles]] == sorted(f"roles/{r}" for r in ROLES)
     assert not rest.next_page_token

@@ -1,10 +1,10 @@
 """A small company, loaded through the public API as an HR system would.
 
-    ACME (company, head: CEO)
-    ├── SALES (line of business, head: VP-S)
-    │   └── SALES-N (team, head: TL-N)      agents A1, A2
-    └── SERVICE (line of business, head: VP-C)
-        └── SVC-1 (team, head: TL-S)        agents S1, S2
+ACME (company, head: CEO)
+├── SALES (line of business, head: VP-S)
+│   └── SALES-N (team, head: TL-N)      agents A1, A2
+└── SERVICE (line of business, head: VP-C)
+    └── SVC-1 (team, head: TL-S)        agents S1, S2
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ PEOPLE = [
 ]
 
 
-def unit_row(uid: str, name: str, kind: int, parent: str, manager: str, version: int = 1) -> directory_pb2.ImportDirectoryRequest:
+def unit_row(
+    uid: str, name: str, kind: int, parent: str, manager: str, version: int = 1
+) -> directory_pb2.ImportDirectoryRequest:
     return directory_pb2.ImportDirectoryRequest(
         org_unit=directory_pb2.OrgUnit(
             name=f"orgUnits/{uid}",
@@ -48,8 +50,15 @@ def unit_row(uid: str, name: str, kind: int, parent: str, manager: str, version:
     )
 
 
-def person_row(pid: str, name: str, unit: str, manager: str, level: int, version: int = 1,
-               status: int = directory_pb2.PERSON_STATUS_ACTIVE) -> directory_pb2.ImportDirectoryRequest:
+def person_row(
+    pid: str,
+    name: str,
+    unit: str,
+    manager: str,
+    level: int,
+    version: int = 1,
+    status: int = directory_pb2.PERSON_STATUS_ACTIVE,
+) -> directory_pb2.ImportDirectoryRequest:
     return directory_pb2.ImportDirectoryRequest(
         person=directory_pb2.Person(
             name=f"people/{pid}",
@@ -69,7 +78,9 @@ def company_rows() -> list[directory_pb2.ImportDirectoryRequest]:
     return [person_row(*p) for p in reversed(PEOPLE)] + [unit_row(*u) for u in reversed(UNITS)]
 
 
-async def stream(rows: Sequence[directory_pb2.ImportDirectoryRequest]) -> AsyncIterator[directory_pb2.ImportDirectoryRequest]:
+async def stream(
+    rows: Sequence[directory_pb2.ImportDirectoryRequest],
+) -> AsyncIterator[directory_pb2.ImportDirectoryRequest]:
     for row in rows:
         yield row
 
@@ -85,7 +96,9 @@ CATEGORIES = [
 ]
 
 
-def role(display: str, level: int, rights: list[tuple[str, int, int | None]], skills: Sequence[tuple[str, int, bool]] = ()) -> roles_pb2.Role:
+def role(
+    display: str, level: int, rights: list[tuple[str, int, int | None]], skills: Sequence[tuple[str, int, bool]] = ()
+) -> roles_pb2.Role:
     return roles_pb2.Role(
         display_name=display,
         purpose=f"{display} purpose",
@@ -93,25 +106,44 @@ def role(display: str, level: int, rights: list[tuple[str, int, int | None]], sk
         management_level=level,  # type: ignore[arg-type]
         decision_rights=[
             roles_pb2.DecisionRight(
-                category=f"decisionCategories/{c}", authority=a,  # type: ignore[arg-type]
+                category=f"decisionCategories/{c}",
+                authority=a,  # type: ignore[arg-type]
                 limit=eur(limit) if limit is not None else None,
             )
             for c, a, limit in rights
         ],
-        skill_requirements=[roles_pb2.SkillRequirement(skill=s, min_level=lv, weight=1, mandatory=m) for s, lv, m in skills],
+        skill_requirements=[
+            roles_pb2.SkillRequirement(skill=s, min_level=lv, weight=1, mandatory=m) for s, lv, m in skills
+        ],
     )
 
 
 ROLES = {
-    "service-agent": role("Service agent", 2, [("customer-refund", roles_pb2.AUTHORITY_DECIDE, 500)],
-                          [("customer-empathy", 3, True)]),
-    "team-lead": role("Team lead", 4, [("customer-refund", roles_pb2.AUTHORITY_DECIDE, 5000),
-                                       ("price-exception", roles_pb2.AUTHORITY_RECOMMEND, None)]),
-    "lob-head": role("Line of business head", 6, [("customer-refund", roles_pb2.AUTHORITY_DECIDE, None),
-                                                  ("price-exception", roles_pb2.AUTHORITY_DECIDE, 100000),
-                                                  ("market-entry", roles_pb2.AUTHORITY_RECOMMEND, None)]),
-    "chief": role("Chief executive", 7, [("market-entry", roles_pb2.AUTHORITY_DECIDE, None),
-                                         ("price-exception", roles_pb2.AUTHORITY_DECIDE, None)]),
+    "service-agent": role(
+        "Service agent", 2, [("customer-refund", roles_pb2.AUTHORITY_DECIDE, 500)], [("customer-empathy", 3, True)]
+    ),
+    "team-lead": role(
+        "Team lead",
+        4,
+        [
+            ("customer-refund", roles_pb2.AUTHORITY_DECIDE, 5000),
+            ("price-exception", roles_pb2.AUTHORITY_RECOMMEND, None),
+        ],
+    ),
+    "lob-head": role(
+        "Line of business head",
+        6,
+        [
+            ("customer-refund", roles_pb2.AUTHORITY_DECIDE, None),
+            ("price-exception", roles_pb2.AUTHORITY_DECIDE, 100000),
+            ("market-entry", roles_pb2.AUTHORITY_RECOMMEND, None),
+        ],
+    ),
+    "chief": role(
+        "Chief executive",
+        7,
+        [("market-entry", roles_pb2.AUTHORITY_DECIDE, None), ("price-exception", roles_pb2.AUTHORITY_DECIDE, None)],
+    ),
 }
 
 
@@ -125,23 +157,29 @@ async def load_company(client: object) -> None:
             roles_pb2.CreateDecisionCategoryRequest(
                 decision_category_id=cid, decision_category=roles_pb2.DecisionCategory(display_name=name, tier=tier)
             ),
-            metadata=c.admin, timeout=10,  # type: ignore[attr-defined]
+            metadata=c.admin,
+            timeout=10,  # type: ignore[attr-defined]
         )
     for rid, r in ROLES.items():
         await c.roles.CreateRole(roles_pb2.CreateRoleRequest(role_id=rid, role=r), metadata=c.admin, timeout=10)  # type: ignore[attr-defined]
         await c.roles.ActivateRole(roles_pb2.ActivateRoleRequest(name=f"roles/{rid}"), metadata=c.admin, timeout=10)  # type: ignore[attr-defined]
 
 
-async def assign(client: object, person: str, role_id: str, unit: str, scope: int = 0, metadata: object = None,
-                 request_id: str = "") -> assignments_pb2.Assignment:
+async def assign(
+    client: object, person: str, role_id: str, unit: str, scope: int = 0, metadata: object = None, request_id: str = ""
+) -> assignments_pb2.Assignment:
     c = client
     return await c.assignments.CreateAssignment(  # type: ignore[attr-defined,no-any-return]
         assignments_pb2.CreateAssignmentRequest(
             assignment=assignments_pb2.Assignment(
-                person=f"people/{person}", role=f"roles/{role_id}", org_unit=f"orgUnits/{unit}",
-                scope=scope, reason="test",  # type: ignore[arg-type]
+                person=f"people/{person}",
+                role=f"roles/{role_id}",
+                org_unit=f"orgUnits/{unit}",
+                scope=scope,
+                reason="test",  # type: ignore[arg-type]
             ),
             request_id=request_id,
         ),
-        metadata=metadata or c.admin, timeout=10,  # type: ignore[attr-defined]
+        metadata=metadata or c.admin,
+        timeout=10,  # type: ignore[attr-defined]
     )

@@ -91,7 +91,11 @@ async def stream_messages(url: str, stream: str, subject: str = ">") -> list[nat
                 msg = await js.get_msg(stream, seq)
             except nats.js.errors.NotFoundError:
                 continue
-            if subject == ">" or msg.subject == subject or (subject.endswith(">") and msg.subject.startswith(subject[:-1])):
+            if (
+                subject == ">"
+                or msg.subject == subject
+                or (subject.endswith(">") and msg.subject.startswith(subject[:-1]))
+            ):
                 out.append(msg)
         return out
     finally:

@@ -23,11 +23,25 @@ class TokenMint:
         self.jwks_file = workdir / "jwks.json"
         self.jwks_file.write_text(json.dumps({"keys": [public]}))
 
-    def token(self, subject: str = "tester", *, roles: list[str] | None = None, person: str | None = None,
-              key: Any = None, kid: str | None = None, **claims: Any) -> str:
+    def token(
+        self,
+        subject: str = "tester",
+        *,
+        roles: list[str] | None = None,
+        person: str | None = None,
+        key: Any = None,
+        kid: str | None = None,
+        **claims: Any,
+    ) -> str:
         now = int(time.time())
-        payload = {"sub": subject, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600,
-                   "engage_roles": roles or []}
+        payload = {
+            "sub": subject,
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "iat": now,
+            "exp": now + 600,
+            "engage_roles": roles or [],
+        }
         if person:
             payload["engage_person"] = person
         payload.update(claims)

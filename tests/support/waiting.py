@@ -10,7 +10,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float = 15.0, what: str = "") -> T:
+async def eventually(
+    probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float = 15.0, what: str = ""
+) -> T:
     deadline = time.monotonic() + timeout
     value = await probe()
     while not done(value):

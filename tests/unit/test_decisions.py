@@ -25,14 +25,26 @@ def person(pid: str, manager: str | None, unit: str, status: PersonStatus = Pers
     return PersonFacts(pid, status, manager, unit)
 
 
-def holding(pid: str, unit: str, limit: int | None, scope: Scope = Scope.ORG_UNIT_ONLY, role: str = "agent",
-            authority: Authority = Authority.DECIDE) -> Holding:
+def holding(
+    pid: str,
+    unit: str,
+    limit: int | None,
+    scope: Scope = Scope.ORG_UNIT_ONLY,
+    role: str = "agent",
+    authority: Authority = Authority.DECIDE,
+) -> Holding:
     right = DecisionRight(REFUND, authority, eur(limit) if limit is not None else None)
     return Holding(f"as-{pid}-{role}", pid, role, role.title(), 1, unit, scope, (right,))
 
 
-def facts(amount: int | None, holdings: list[Holding], people: list[PersonFacts], *,
-          delegations: list[DelegationFacts] | None = None, asker: str = "A1") -> DecisionFacts:
+def facts(
+    amount: int | None,
+    holdings: list[Holding],
+    people: list[PersonFacts],
+    *,
+    delegations: list[DelegationFacts] | None = None,
+    asker: str = "A1",
+) -> DecisionFacts:
     by_id = {p.id: p for p in people}
     me = by_id[asker]
     chain, current = [], me.manager_id
@@ -45,11 +57,16 @@ def facts(amount: int | None, holdings: list[Holding], people: list[PersonFacts]
         by_person.setdefault(h.person_id, []).append(h)
         by_unit.setdefault(h.org_unit_id, []).append(h)
     return DecisionFacts(
-        person=me, category_id=REFUND, category_name="Customer refund",
+        person=me,
+        category_id=REFUND,
+        category_name="Customer refund",
         amount=eur(amount) if amount is not None else None,
-        unit_path=["TEAM", "DEPT", "LOB", "CO"], people=by_id,
-        holdings_by_person=by_person, holdings_by_unit=by_unit,
-        delegations=delegations or [], manager_chain=chain,
+        unit_path=["TEAM", "DEPT", "LOB", "CO"],
+        people=by_id,
+        holdings_by_person=by_person,
+        holdings_by_unit=by_unit,
+        delegations=delegations or [],
+        manager_chain=chain,
     )
 
 
@@ -78,8 +95,11 @@ def test_limit_is_inclusive_and_one_cent_more_escalates():
 
 
 def test_above_limit_escalates_to_the_nearest_scope_holder():
-    holdings = [holding("A1", "TEAM", 500), holding("LEAD", "TEAM", 5000, role="lead"),
-                holding("HEAD", "LOB", None, Scope.WITH_DESCENDANTS, role="head")]
+    holdings = [
+        holding("A1", "TEAM", 500),
+        holding("LEAD", "TEAM", 5000, role="lead"),
+        holding("HEAD", "LOB", None, Scope.WITH_DESCENDANTS, role="head"),
+    ]
     answer = resolve(facts(1200, holdings, PEOPLE))
     assert answer.outcome == Outcome.ESCALATE
     assert answer.escalate_to is not None and answer.escalate_to.person_id == "LEAD"
@@ -87,8 +107,11 @@ def test_above_limit_escalates_to_the_nearest_scope_holder():
 
 
 def test_beyond_the_team_lead_goes_to_the_enclosing_scope():
-    holdings = [holding("A1", "TEAM", 500), holding("LEAD", "TEAM", 5000, role="lead"),
-                holding("HEAD", "LOB", None, Scope.WITH_DESCENDANTS, role="head")]
+    holdings = [
+        holding("A1", "TEAM", 500),
+        holding("LEAD", "TEAM", 5000, role="lead"),
+        holding("HEAD", "LOB", None, Scope.WITH_DESCENDANTS, role="head"),
+    ]
     answer = resolve(facts(20000, holdings, PEOPLE))
     assert answer.escalate_to is not None and answer.escalate_to.person_id == "HEAD"
     assert answer.escalate_to.org_unit_id == "LOB"
@@ -103,8 +126,10 @@ def test_an_org_unit_only_assignment_above_does_not_cover_the_team():
 
 
 def test_unassigned_descendants_scope_yields_to_a_holder_of_the_same_role_below():
-    holdings = [holding("LEAD", "TEAM", 100, role="refunder"),
-                holding("MGR", "DEPT", 10000, Scope.WITH_UNASSIGNED_DESCENDANTS, role="refunder")]
+    holdings = [
+        holding("LEAD", "TEAM", 100, role="refunder"),
+        holding("MGR", "DEPT", 10000, Scope.WITH_UNASSIGNED_DESCENDANTS, role="refunder"),
+    ]
     # LEAD's own holding of the role in TEAM means MGR's assignment does not cover TEAM.
     answer = resolve(facts(5000, holdings, PEOPLE))
     assert answer.escalate_to is not None

@@ -37,7 +37,11 @@ def test_unknown_category_duplicate_right_and_limit_on_non_decide_are_named():
     with pytest.raises(InvalidArgument) as err:
         validate_role(bad, BANDS)
     fields = {v.field for v in err.value.violations}
-    assert {"role.decision_rights[0].category", "role.decision_rights[2].category", "role.decision_rights[2].limit"} <= fields
+    assert {
+        "role.decision_rights[0].category",
+        "role.decision_rights[2].category",
+        "role.decision_rights[2].limit",
+    } <= fields
 
 
 def test_cycles_are_found_and_paths_built():
@@ -78,8 +82,15 @@ def test_names_and_etags():
 
 
 def test_cloudevent_headers_round_trip_with_percent_encoding():
-    event = CloudEvent(type="engage.roles.v1.role.created", source="/engage/roles", subject="roles/a b",
-                       data=b"\x01", dataschema="proto:x", sequence=4, authid='people/"E1"%')
+    event = CloudEvent(
+        type="engage.roles.v1.role.created",
+        source="/engage/roles",
+        subject="roles/a b",
+        data=b"\x01",
+        dataschema="proto:x",
+        sequence=4,
+        authid='people/"E1"%',
+    )
     headers = event.headers()
     assert headers["Nats-Msg-Id"] == event.id == headers["ce-id"]
     assert headers["ce-subject"] == "roles/a%20b"

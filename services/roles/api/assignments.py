@@ -5,8 +5,7 @@ from __future__ import annotations
 import grpc
 from engage.roles.v1 import assignments_pb2, assignments_pb2_grpc
 
-from services.platform.db import utcnow
-from services.platform.db import Database
+from services.platform.db import Database, utcnow
 from services.platform.errors import invalid
 from services.platform.resources import mask_paths, page_of, parse_name
 from services.roles import messages
@@ -29,7 +28,9 @@ class AssignmentServicer(assignments_pb2_grpc.AssignmentServiceServicer):
     def _out(self, row: object) -> assignments_pb2.Assignment:
         return messages.assignment_out(row, utcnow())  # type: ignore[arg-type]
 
-    async def CreateAssignment(self, request: assignments_pb2.CreateAssignmentRequest, context: grpc.aio.ServicerContext) -> assignments_pb2.Assignment:
+    async def CreateAssignment(
+        self, request: assignments_pb2.CreateAssignmentRequest, context: grpc.aio.ServicerContext
+    ) -> assignments_pb2.Assignment:
         a = request.assignment
         new = uc.NewAssignment(
             person_id=parse_name(a.person, "people", "assignment.person"),
@@ -42,10 +43,14 @@ class AssignmentServicer(assignments_pb2_grpc.AssignmentServiceServicer):
         )
         return self._out(await uc.create_assignment(self.db, new, request.request_id, request))
 
-    async def GetAssignment(self, request: assignments_pb2.GetAssignmentRequest, context: grpc.aio.ServicerContext) -> assignments_pb2.Assignment:
+    async def GetAssignment(
+        self, request: assignments_pb2.GetAssignmentRequest, context: grpc.aio.ServicerContext
+    ) -> assignments_pb2.Assignment:
         return self._out(await uc.get_assignment(self.db, parse_name(request.name, "assignments", "name")))
 
-    async def ListAssignments(self, request: assignments_pb2.ListAssignmentsRequest, context: grpc.aio.ServicerContext) -> assignments_pb2.ListAssignmentsResponse:
+    async def ListAssignments(
+        self, request: assignments_pb2.ListAssignmentsRequest, context: grpc.aio.ServicerContext
+    ) -> assignments_pb2.ListAssignmentsResponse:
         person = parse_name(request.person, "people", "person", required=False)
         role = parse_name(request.role, "roles", "role", required=False)
         unit = parse_name(request.org_unit, "orgUnits", "org_unit", required=False)
@@ -61,7 +66,9 @@ class AssignmentServicer(assignments_pb2_grpc.AssignmentServiceServicer):
             next_page_token=page.next_token(rows[-1].id if rows else None, len(rows)),
         )
 
-    async def UpdateAssignment(self, request: assignments_pb2.UpdateAssignmentRequest, context: grpc.aio.ServicerContext) -> assignments_pb2.Assignment:
+    async def UpdateAssignment(
+        self, request: assignments_pb2.UpdateAssignmentRequest, context: grpc.aio.ServicerContext
+    ) -> assignments_pb2.Assignment:
         a = request.assignment
         assignment_id = parse_name(a.name, "assignments", "assignment.name")
         paths = mask_paths(request.update_mask, _ASSIGNMENT_MASK)
@@ -74,7 +81,9 @@ class AssignmentServicer(assignments_pb2_grpc.AssignmentServiceServicer):
             changes["scope"] = messages.scope_in(a.scope, "assignment.scope")
         return self._out(await uc.update_assignment(self.db, assignment_id, changes, a.etag))
 
-    async def EndAssignment(self, request: assignments_pb2.EndAssignmentRequest, context: grpc.aio.ServicerContext) -> assignments_pb2.Assignment:
+    async def EndAssignment(
+        self, request: assignments_pb2.EndAssignmentRequest, context: grpc.aio.ServicerContext
+    ) -> assignments_pb2.Assignment:
         row = await uc.end_assignment(
             self.db,
             parse_name(request.name, "assignments", "name"),
@@ -84,11 +93,15 @@ class AssignmentServicer(assignments_pb2_grpc.AssignmentServiceServicer):
         )
         return self._out(row)
 
-    async def AcknowledgeAssignment(self, request: assignments_pb2.AcknowledgeAssignmentRequest, context: grpc.aio.ServicerContext) -> assignments_pb2.Assignment:
+    async def AcknowledgeAssignment(
+        self, request: assignments_pb2.AcknowledgeAssignmentRequest, context: grpc.aio.ServicerContext
+    ) -> assignments_pb2.Assignment:
         row = await uc.acknowledge_assignment(self.db, parse_name(request.name, "assignments", "name"), request.etag)
         return self._out(row)
 
-    async def CreateDelegation(self, request: assignments_pb2.CreateDelegationRequest, context: grpc.aio.ServicerContext) -> assignments_pb2.Delegation:
+    async def CreateDelegation(
+        self, request: assignments_pb2.CreateDelegationRequest, context: grpc.aio.ServicerContext
+    ) -> assignments_pb2.Delegation:
         d = request.delegation
         if not d.categories:
             raise invalid("delegation.categories", "name at least one decision category")
@@ -107,10 +120,16 @@ class AssignmentServicer(assignments_pb2_grpc.AssignmentServiceServicer):
         )
         return messages.delegation_out(await uc.create_delegation(self.db, new, request.request_id, request))
 
-    async def GetDelegation(self, request: assignments_pb2.GetDelegationRequest, context: grpc.aio.ServicerContext) -> assignments_pb2.Delegation:
-        return messages.delegation_out(await uc.get_delegation(self.db, parse_name(request.name, "delegations", "name")))
+    async def GetDelegation(
+        self, request: assignments_pb2.GetDelegationRequest, context: grpc.aio.ServicerContext
+    ) -> assignments_pb2.Delegation:
+        return messages.delegation_out(
+            await uc.get_delegation(self.db, parse_name(request.name, "delegations", "name"))
+        )
 
-    async def ListDelegations(self, request: assignments_pb2.ListDelegationsRequest, context: grpc.aio.ServicerContext) -> assignments_pb2.ListDelegationsResponse:
+    async def ListDelegations(
+        self, request: assignments_pb2.ListDelegationsRequest, context: grpc.aio.ServicerContext
+    ) -> assignments_pb2.ListDelegationsResponse:
         delegator = parse_name(request.delegator, "people", "delegator", required=False)
         delegate = parse_name(request.delegate, "people", "delegate", required=False)
         page = page_of(request.page_size, request.page_token, a=delegator, b=delegate)
@@ -120,6 +139,8 @@ class AssignmentServicer(assignments_pb2_grpc.AssignmentServiceServicer):
             next_page_token=page.next_token(rows[-1].id if rows else None, len(rows)),
         )
 
-    async def RevokeDelegation(self, request: assignments_pb2.RevokeDelegationRequest, context: grpc.aio.ServicerContext) -> assignments_pb2.Delegation:
+    async def RevokeDelegation(
+        self, request: assignments_pb2.RevokeDelegationRequest, context: grpc.aio.ServicerContext
+    ) -> assignments_pb2.Delegation:
         row = await uc.revoke_delegation(self.db, parse_name(request.name, "delegations", "name"), request.etag)
         return messages.delegation_out(row)

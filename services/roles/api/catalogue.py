@@ -15,7 +15,14 @@ from services.roles.app import catalogue as uc
 from services.roles.domain.model import RoleState
 
 _CATEGORY_MASK = {"display_name", "description", "tier", "min_level", "max_level"}
-_ROLE_MASK = {"display_name", "purpose", "responsibilities", "management_level", "decision_rights", "skill_requirements"}
+_ROLE_MASK = {
+    "display_name",
+    "purpose",
+    "responsibilities",
+    "management_level",
+    "decision_rights",
+    "skill_requirements",
+}
 
 
 def _band_level(value: int, field: str) -> int:
@@ -37,7 +44,9 @@ class RoleServicer(roles_pb2_grpc.RoleServiceServicer):
     def __init__(self, db: Database):
         self.db = db
 
-    async def CreateDecisionCategory(self, request: roles_pb2.CreateDecisionCategoryRequest, context: grpc.aio.ServicerContext) -> roles_pb2.DecisionCategory:
+    async def CreateDecisionCategory(
+        self, request: roles_pb2.CreateDecisionCategoryRequest, context: grpc.aio.ServicerContext
+    ) -> roles_pb2.DecisionCategory:
         category_id = check_id(request.decision_category_id, "decision_category_id")
         c = request.decision_category
         fields = uc.CategoryFields(
@@ -50,11 +59,15 @@ class RoleServicer(roles_pb2_grpc.RoleServiceServicer):
         row = await uc.create_category(self.db, category_id, fields, request.request_id, request)
         return messages.category_out(row)
 
-    async def GetDecisionCategory(self, request: roles_pb2.GetDecisionCategoryRequest, context: grpc.aio.ServicerContext) -> roles_pb2.DecisionCategory:
+    async def GetDecisionCategory(
+        self, request: roles_pb2.GetDecisionCategoryRequest, context: grpc.aio.ServicerContext
+    ) -> roles_pb2.DecisionCategory:
         row = await uc.get_category(self.db, parse_name(request.name, "decisionCategories", "name"))
         return messages.category_out(row)
 
-    async def ListDecisionCategories(self, request: roles_pb2.ListDecisionCategoriesRequest, context: grpc.aio.ServicerContext) -> roles_pb2.ListDecisionCategoriesResponse:
+    async def ListDecisionCategories(
+        self, request: roles_pb2.ListDecisionCategoriesRequest, context: grpc.aio.ServicerContext
+    ) -> roles_pb2.ListDecisionCategoriesResponse:
         tier = messages.tier_in(request.tier, "tier") if request.tier else None
         page = page_of(request.page_size, request.page_token, tier=tier)
         rows = await uc.list_categories(self.db, tier, page)
@@ -63,7 +76,9 @@ class RoleServicer(roles_pb2_grpc.RoleServiceServicer):
             next_page_token=page.next_token(rows[-1].id if rows else None, len(rows)),
         )
 
-    async def UpdateDecisionCategory(self, request: roles_pb2.UpdateDecisionCategoryRequest, context: grpc.aio.ServicerContext) -> roles_pb2.DecisionCategory:
+    async def UpdateDecisionCategory(
+        self, request: roles_pb2.UpdateDecisionCategoryRequest, context: grpc.aio.ServicerContext
+    ) -> roles_pb2.DecisionCategory:
         c = request.decision_category
         category_id = parse_name(c.name, "decisionCategories", "decision_category.name")
         paths = mask_paths(request.update_mask, _CATEGORY_MASK)
@@ -81,11 +96,15 @@ class RoleServicer(roles_pb2_grpc.RoleServiceServicer):
         row = await uc.update_category(self.db, category_id, changes, c.etag)
         return messages.category_out(row)
 
-    async def DeleteDecisionCategory(self, request: roles_pb2.DeleteDecisionCategoryRequest, context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
+    async def DeleteDecisionCategory(
+        self, request: roles_pb2.DeleteDecisionCategoryRequest, context: grpc.aio.ServicerContext
+    ) -> empty_pb2.Empty:
         await uc.delete_category(self.db, parse_name(request.name, "decisionCategories", "name"), request.etag)
         return empty_pb2.Empty()
 
-    async def CreateRole(self, request: roles_pb2.CreateRoleRequest, context: grpc.aio.ServicerContext) -> roles_pb2.Role:
+    async def CreateRole(
+        self, request: roles_pb2.CreateRoleRequest, context: grpc.aio.ServicerContext
+    ) -> roles_pb2.Role:
         role_id = check_id(request.role_id, "role_id")
         display_name = _required_text(request.role.display_name, "role.display_name")
         messages.level_in(request.role.management_level, "role.management_level")
@@ -98,9 +117,13 @@ class RoleServicer(roles_pb2_grpc.RoleServiceServicer):
         row, past = await uc.get_role(self.db, role_id, version)
         return messages.role_version_out(past, row) if past else messages.role_out(row)
 
-    async def ListRoles(self, request: roles_pb2.ListRolesRequest, context: grpc.aio.ServicerContext) -> roles_pb2.ListRolesResponse:
+    async def ListRoles(
+        self, request: roles_pb2.ListRolesRequest, context: grpc.aio.ServicerContext
+    ) -> roles_pb2.ListRolesResponse:
         state = (
-            messages.enum_in(RoleState, roles_pb2.Role.State, request.state, "STATE_", "state") if request.state else None
+            messages.enum_in(RoleState, roles_pb2.Role.State, request.state, "STATE_", "state")
+            if request.state
+            else None
         )
         page = page_of(request.page_size, request.page_token, state=state)
         rows = await uc.list_roles(self.db, state, page)
@@ -109,7 +132,9 @@ class RoleServicer(roles_pb2_grpc.RoleServiceServicer):
             next_page_token=page.next_token(rows[-1].id if rows else None, len(rows)),
         )
 
-    async def UpdateRole(self, request: roles_pb2.UpdateRoleRequest, context: grpc.aio.ServicerContext) -> roles_pb2.Role:
+    async def UpdateRole(
+        self, request: roles_pb2.UpdateRoleRequest, context: grpc.aio.ServicerContext
+    ) -> roles_pb2.Role:
         role_id = parse_name(request.role.name, "roles", "role.name")
         paths = mask_paths(request.update_mask, _ROLE_MASK)
         display_name = (
@@ -121,12 +146,20 @@ class RoleServicer(roles_pb2_grpc.RoleServiceServicer):
         row = await uc.update_role(self.db, role_id, display_name, content, paths, request.role.etag)
         return messages.role_out(row)
 
-    async def DeleteRole(self, request: roles_pb2.DeleteRoleRequest, context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
+    async def DeleteRole(
+        self, request: roles_pb2.DeleteRoleRequest, context: grpc.aio.ServicerContext
+    ) -> empty_pb2.Empty:
         await uc.delete_role(self.db, parse_name(request.name, "roles", "name"), request.etag)
         return empty_pb2.Empty()
 
-    async def ActivateRole(self, request: roles_pb2.ActivateRoleRequest, context: grpc.aio.ServicerContext) -> roles_pb2.Role:
-        return messages.role_out(await uc.activate_role(self.db, parse_name(request.name, "roles", "name"), request.etag))
+    async def ActivateRole(
+        self, request: roles_pb2.ActivateRoleRequest, context: grpc.aio.ServicerContext
+    ) -> roles_pb2.Role:
+        return messages.role_out(
+            await uc.activate_role(self.db, parse_name(request.name, "roles", "name"), request.etag)
+        )
 
-    async def RetireRole(self, request: roles_pb2.RetireRoleRequest, context: grpc.aio.ServicerContext) -> roles_pb2.Role:
+    async def RetireRole(
+        self, request: roles_pb2.RetireRoleRequest, context: grpc.aio.ServicerContext
+    ) -> roles_pb2.Role:
         return messages.role_out(await uc.retire_role(self.db, parse_name(request.name, "roles", "name"), request.etag))

@@ -46,7 +46,7 @@ def answer_out(answer: Answer) -> decisions_pb2.CheckDecisionResponse:
     for step in answer.chain:
         response.chain.append(
             decisions_pb2.DecisionStep(
-                kind=decisions_pb2.DecisionStep.Kind.Value(f"KIND_{step.kind.value}"),
+                kind=decisions_pb2.DecisionStep.Kind.Value(f"KIND_{step.kind.value}"),  # type: ignore[arg-type]
                 person=f"people/{step.person_id}",
                 org_unit=f"orgUnits/{step.org_unit_id}" if step.org_unit_id else "",
                 may_decide=step.may_decide,
@@ -60,12 +60,14 @@ class DecisionServicer(decisions_pb2_grpc.DecisionServiceServicer):
     def __init__(self, db: Database):
         self.db = db
 
-    async def CheckDecision(self, request: decisions_pb2.CheckDecisionRequest, context: grpc.aio.ServicerContext) -> decisions_pb2.CheckDecisionResponse:
+    async def CheckDecision(
+        self, request: decisions_pb2.CheckDecisionRequest, context: grpc.aio.ServicerContext
+    ) -> decisions_pb2.CheckDecisionResponse:
         person = parse_name(request.person, "people", "person")
         category = parse_name(request.category, "decisionCategories", "category")
         amount = messages.money_in(request.amount, "amount") if request.HasField("amount") else None
         at = messages.ts_in(request.at, request.HasField("at")) or utcnow()
         answer = await check_decision(self.db, person, category, amount, at)
         response = answer_out(answer)
-        response.at.CopyFrom(messages.ts_out(at))
+        response.at.CopyFrom(messages.ts_required(at))
         return response

@@ -63,15 +63,21 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     def __init__(self, db: Database):
         self.db = db
 
-    async def CreateOrgUnit(self, request: directory_pb2.CreateOrgUnitRequest, context: grpc.aio.ServicerContext) -> directory_pb2.OrgUnit:
+    async def CreateOrgUnit(
+        self, request: directory_pb2.CreateOrgUnitRequest, context: grpc.aio.ServicerContext
+    ) -> directory_pb2.OrgUnit:
         unit_id = check_id(request.org_unit_id, "org_unit_id")
         row = await uc.create_org_unit(self.db, unit_id, _unit_fields(request.org_unit), request.request_id, request)
         return messages.org_unit_out(row)
 
-    async def GetOrgUnit(self, request: directory_pb2.GetOrgUnitRequest, context: grpc.aio.ServicerContext) -> directory_pb2.OrgUnit:
+    async def GetOrgUnit(
+        self, request: directory_pb2.GetOrgUnitRequest, context: grpc.aio.ServicerContext
+    ) -> directory_pb2.OrgUnit:
         return messages.org_unit_out(await uc.get_org_unit(self.db, parse_name(request.name, "orgUnits", "name")))
 
-    async def ListOrgUnits(self, request: directory_pb2.ListOrgUnitsRequest, context: grpc.aio.ServicerContext) -> directory_pb2.ListOrgUnitsResponse:
+    async def ListOrgUnits(
+        self, request: directory_pb2.ListOrgUnitsRequest, context: grpc.aio.ServicerContext
+    ) -> directory_pb2.ListOrgUnitsResponse:
         parent = parse_name(request.parent, "orgUnits", "parent", required=False)
         page = page_of(request.page_size, request.page_token, parent=parent, d=request.include_descendants)
         rows = await uc.list_org_units(self.db, parent, request.include_descendants, page)
@@ -80,7 +86,9 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
             next_page_token=page.next_token(rows[-1].id if rows else None, len(rows)),
         )
 
-    async def UpdateOrgUnit(self, request: directory_pb2.UpdateOrgUnitRequest, context: grpc.aio.ServicerContext) -> directory_pb2.OrgUnit:
+    async def UpdateOrgUnit(
+        self, request: directory_pb2.UpdateOrgUnitRequest, context: grpc.aio.ServicerContext
+    ) -> directory_pb2.OrgUnit:
         unit_id = parse_name(request.org_unit.name, "orgUnits", "org_unit.name")
         paths = mask_paths(request.update_mask, _UNIT_MASK)
         unit = request.org_unit
@@ -96,30 +104,42 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
         row = await uc.update_org_unit(self.db, unit_id, changes, unit.etag)
         return messages.org_unit_out(row)
 
-    async def DeleteOrgUnit(self, request: directory_pb2.DeleteOrgUnitRequest, context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
+    async def DeleteOrgUnit(
+        self, request: directory_pb2.DeleteOrgUnitRequest, context: grpc.aio.ServicerContext
+    ) -> empty_pb2.Empty:
         await uc.delete_org_unit(self.db, parse_name(request.name, "orgUnits", "name"), request.etag)
         return empty_pb2.Empty()
 
-    async def CreatePerson(self, request: directory_pb2.CreatePersonRequest, context: grpc.aio.ServicerContext) -> directory_pb2.Person:
+    async def CreatePerson(
+        self, request: directory_pb2.CreatePersonRequest, context: grpc.aio.ServicerContext
+    ) -> directory_pb2.Person:
         person_id = check_id(request.person_id, "person_id")
         row = await uc.create_person(self.db, person_id, _person_fields(request.person), request.request_id, request)
         return messages.person_out(row)
 
-    async def GetPerson(self, request: directory_pb2.GetPersonRequest, context: grpc.aio.ServicerContext) -> directory_pb2.Person:
+    async def GetPerson(
+        self, request: directory_pb2.GetPersonRequest, context: grpc.aio.ServicerContext
+    ) -> directory_pb2.Person:
         return messages.person_out(await uc.get_person(self.db, parse_name(request.name, "people", "name")))
 
-    async def ListPeople(self, request: directory_pb2.ListPeopleRequest, context: grpc.aio.ServicerContext) -> directory_pb2.ListPeopleResponse:
+    async def ListPeople(
+        self, request: directory_pb2.ListPeopleRequest, context: grpc.aio.ServicerContext
+    ) -> directory_pb2.ListPeopleResponse:
         unit = parse_name(request.org_unit, "orgUnits", "org_unit", required=False)
         manager = parse_name(request.manager, "people", "manager", required=False)
         status = messages.status_in(request.status, "status")
-        page = page_of(request.page_size, request.page_token, u=unit, d=request.include_descendants, m=manager, s=status)
+        page = page_of(
+            request.page_size, request.page_token, u=unit, d=request.include_descendants, m=manager, s=status
+        )
         rows = await uc.list_people(self.db, unit, request.include_descendants, manager, status, page)
         return directory_pb2.ListPeopleResponse(
             people=[messages.person_out(r) for r in rows],
             next_page_token=page.next_token(rows[-1].id if rows else None, len(rows)),
         )
 
-    async def UpdatePerson(self, request: directory_pb2.UpdatePersonRequest, context: grpc.aio.ServicerContext) -> directory_pb2.Person:
+    async def UpdatePerson(
+        self, request: directory_pb2.UpdatePersonRequest, context: grpc.aio.ServicerContext
+    ) -> directory_pb2.Person:
         person_id = parse_name(request.person.name, "people", "person.name")
         paths = mask_paths(request.update_mask, _PERSON_MASK)
         p = request.person
@@ -156,7 +176,7 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
                 directory_pb2.ImportRowResult(
                     row=r.row,
                     name=r.name,
-                    outcome=directory_pb2.ImportRowResult.Outcome.Value(f"OUTCOME_{r.outcome.value}"),
+                    outcome=directory_pb2.ImportRowResult.Outcome.Value(f"OUTCOME_{r.outcome.value}"),  # type: ignore[arg-type]
                     reason=r.reason,
                     field=r.field,
                 )
@@ -185,8 +205,17 @@ def _read_row(batch: ImportBatch, index: int, message: directory_pb2.ImportDirec
             person_id = parse_name(person.name, "people", "person.name")
             p = _person_fields(person)
             batch.people.append(
-                PersonIn(index, person_id, p.display_name, p.email, p.org_unit_id, p.manager_id,
-                         p.management_level, p.status, p.hr_version)
+                PersonIn(
+                    index,
+                    person_id,
+                    p.display_name,
+                    p.email,
+                    p.org_unit_id,
+                    p.manager_id,
+                    p.management_level,
+                    p.status,
+                    p.hr_version,
+                )
             )
         else:
             batch.reject(index, "", "row is empty: set org_unit or person", "row")

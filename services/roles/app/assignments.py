@@ -212,9 +212,7 @@ async def update_assignment(db: Database, assignment_id: str, changes: dict[str,
             end = changes["valid_to"]
             if end is not None and end <= row.valid_from:
                 raise invalid("assignment.valid_to", "must be after valid_from")
-            await _refuse_overlap(
-                uow.session, row.person_id, row.role_id, row.org_unit_id, row.valid_from, end, row.id
-            )
+            await _refuse_overlap(uow.session, row.person_id, row.role_id, row.org_unit_id, row.valid_from, end, row.id)
         for key, value in changes.items():
             setattr(row, key, value.value if isinstance(value, Scope) else value)
         row.revision += 1
@@ -326,7 +324,9 @@ async def create_delegation(db: Database, new: NewDelegation, request_id: str, r
             if person is None:
                 raise NotFound(f"people/{pid} does not exist")
             if person.status == PersonStatus.TERMINATED:
-                raise FailedPrecondition(f"people/{pid} has left", "PERSON_NOT_ACTIVE", FieldViolation(field, "terminated"))
+                raise FailedPrecondition(
+                    f"people/{pid} has left", "PERSON_NOT_ACTIVE", FieldViolation(field, "terminated")
+                )
         for i, category in enumerate(new.categories):
             if await s.get(DecisionCategoryRow, category) is None:
                 raise invalid(f"delegation.categories[{i}]", f"decisionCategories/{category} does not exist")

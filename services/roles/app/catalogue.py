@@ -38,7 +38,9 @@ def _band(fields_tier: Tier, min_level: int, max_level: int) -> tuple[int, int]:
     return low, high
 
 
-async def create_category(db: Database, category_id: str, fields: CategoryFields, request_id: str, request: Message) -> DecisionCategoryRow:
+async def create_category(
+    db: Database, category_id: str, fields: CategoryFields, request_id: str, request: Message
+) -> DecisionCategoryRow:
     async with db.write() as uow:
         s = uow.session
         earlier = await recall_request(s, request_id, "CreateDecisionCategory", request)
@@ -144,7 +146,14 @@ async def create_role(
         await _validate(s, content)
         now = utcnow()
         stored = messages.content_to_json(content)
-        row = RoleRow(id=role_id, display_name=display_name, state=RoleState.DRAFT.value, create_time=now, update_time=now, **stored)
+        row = RoleRow(
+            id=role_id,
+            display_name=display_name,
+            state=RoleState.DRAFT.value,
+            create_time=now,
+            update_time=now,
+            **stored,
+        )
         s.add(row)
         remember_request(s, request_id, "CreateRole", request, f"roles/{role_id}")
         uow.emit(role_event("created", row))
@@ -182,7 +191,9 @@ def _snapshot(row: RoleRow) -> RoleVersionRow:
     )
 
 
-async def update_role(db: Database, role_id: str, display_name: str | None, content: RoleContent, paths: set[str], etag: str) -> RoleRow:
+async def update_role(
+    db: Database, role_id: str, display_name: str | None, content: RoleContent, paths: set[str], etag: str
+) -> RoleRow:
     """`content` carries the new values for the content fields in `paths`."""
     async with db.write() as uow:
         s = uow.session
@@ -196,7 +207,9 @@ async def update_role(db: Database, role_id: str, display_name: str | None, cont
             responsibilities=content.responsibilities if "responsibilities" in paths else before.responsibilities,
             management_level=content.management_level if "management_level" in paths else before.management_level,
             decision_rights=content.decision_rights if "decision_rights" in paths else before.decision_rights,
-            skill_requirements=content.skill_requirements if "skill_requirements" in paths else before.skill_requirements,
+            skill_requirements=content.skill_requirements
+            if "skill_requirements" in paths
+            else before.skill_requirements,
         )
         await _validate(s, merged)
         now = utcnow()

@@ -79,7 +79,9 @@ async def check_decision(db: Database, person_id: str, category_id: str, amount:
             )
         ).all()
         delegation_facts = [
-            DelegationFacts(d.id, d.delegator_id, frozenset(d.categories), messages.money_from_text(d.max_amount, d.currency))
+            DelegationFacts(
+                d.id, d.delegator_id, frozenset(d.categories), messages.money_from_text(d.max_amount, d.currency)
+            )
             for d in delegations
         ]
         holder_ids = {person_id, *chain_ids, *(d.delegator_id for d in delegations)}

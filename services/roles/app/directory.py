@@ -56,7 +56,9 @@ async def create_org_unit(
             raise AlreadyExists(f"orgUnits/{unit_id} already exists")
         parent_path = "/"
         if fields.parent_id:
-            parent = await get_reference(s, OrgUnitRow, fields.parent_id, f"orgUnits/{fields.parent_id}", "org_unit.parent")
+            parent = await get_reference(
+                s, OrgUnitRow, fields.parent_id, f"orgUnits/{fields.parent_id}", "org_unit.parent"
+            )
             parent_path = parent.path
         if fields.manager_id:
             await get_reference(s, PersonRow, fields.manager_id, f"people/{fields.manager_id}", "org_unit.manager")
@@ -102,8 +104,10 @@ async def update_org_unit(db: Database, unit_id: str, changes: dict[str, Any], e
         s = uow.session
         row = await get_or_404(s, OrgUnitRow, unit_id, f"orgUnits/{unit_id}", lock=True)
         check_etag(etag, f"orgUnits/{unit_id}", row.revision)
-        if "manager_id" in changes and changes["manager_id"]:
-            await get_reference(s, PersonRow, changes["manager_id"], f"people/{changes['manager_id']}", "org_unit.manager")
+        if changes.get("manager_id"):
+            await get_reference(
+                s, PersonRow, changes["manager_id"], f"people/{changes['manager_id']}", "org_unit.manager"
+            )
         if "parent_id" in changes and changes["parent_id"] != row.parent_id:
             await _move(s, row, changes["parent_id"])
         for key, value in changes.items():
@@ -164,7 +168,8 @@ async def _check_person_refs(s: AsyncSession, person_id: str, org_unit_id: str |
             raise invalid("person.manager", "a person cannot be their own manager")
         await get_reference(s, PersonRow, manager_id, f"people/{manager_id}", "person.manager")
         # Walk up from the new manager: meeting the person again is a cycle.
-        seen, current = {manager_id}, manager_id
+        seen: set[str] = {manager_id}
+        current: str | None = manager_id
         while current:
             current = (await s.exec(select(PersonRow.manager_id).where(PersonRow.id == current))).first()
             if current == person_id:
@@ -257,4 +262,3 @@ async def update_person(db: Database, person_id: str, changes: dict[str, Any], e
         if terminated:
             await end_active_assignments(uow, [person_id], now, "person left the company")
         return row
-

@@ -97,7 +97,9 @@ def _newest(items: list[Any], batch: ImportBatch, collection: str) -> dict[str, 
     return chosen
 
 
-def _classify(incoming: dict[str, Any], stored: dict[str, Any], fields: tuple[str, ...], batch: ImportBatch, collection: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _classify(
+    incoming: dict[str, Any], stored: dict[str, Any], fields: tuple[str, ...], batch: ImportBatch, collection: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Splits rows into new and changed ones; unchanged and stale rows get their result here."""
     new, changed = {}, {}
     for key, item in incoming.items():
@@ -124,7 +126,12 @@ async def apply_import(db: Database, batch: ImportBatch) -> list[RowResult]:
     async with db.write() as uow:
         s = uow.session
         now = utcnow()
-        unit_cols = [OrgUnitRow.id, OrgUnitRow.path, OrgUnitRow.revision, *(getattr(OrgUnitRow, f) for f in _UNIT_FIELDS)]
+        unit_cols = [
+            OrgUnitRow.id,
+            OrgUnitRow.path,
+            OrgUnitRow.revision,
+            *(getattr(OrgUnitRow, f) for f in _UNIT_FIELDS),
+        ]
         stored_units = {r.id: r._asdict() for r in (await s.execute(select(*unit_cols))).all()}
         person_cols = [PersonRow.id, PersonRow.revision, *(getattr(PersonRow, f) for f in _PERSON_FIELDS)]
         stored_people = {r.id: r._asdict() for r in (await s.execute(select(*person_cols))).all()}
@@ -155,7 +162,9 @@ async def apply_import(db: Database, batch: ImportBatch) -> list[RowResult]:
         manager_of: dict[str, str | None] = {k: v["manager_id"] for k, v in stored_people.items()}
         while True:
             proposed = {**manager_of, **{k: p.manager_id for k, p in accepted_people.items()}}
-            reasons = {k: ("manager", "the manager chain makes a cycle") for k in in_cycles(proposed) if k in accepted_people}
+            reasons = {
+                k: ("manager", "the manager chain makes a cycle") for k in in_cycles(proposed) if k in accepted_people
+            }
             for k, p in accepted_people.items():
                 if p.org_unit_id not in unit_paths:
                     reasons[k] = ("org_unit", f"org unit orgUnits/{p.org_unit_id} does not exist")
@@ -184,12 +193,19 @@ async def apply_import(db: Database, batch: ImportBatch) -> list[RowResult]:
             values = {f: _comparable(getattr(u, f)) for f in _UNIT_FIELDS}
             created = k not in stored_units
             revision = 1 if created else stored_units[k]["revision"] + 1
-            row = OrgUnitRow(id=k, path=unit_paths[k], revision=revision, update_time=now,
-                             create_time=now if created else None, **values)  # type: ignore[arg-type]
-            unit_rows.append((row, created))
-            batch.results.append(RowResult(u.row, f"orgUnits/{k}", RowOutcome.CREATED if created else RowOutcome.UPDATED))
+            # Updates keep the stored create_time (not loaded: left out of the UPDATE).
+            unit = OrgUnitRow(id=k, path=unit_paths[k], revision=revision, update_time=now, **values)
+            unit.create_time = now if created else None  # type: ignore[assignment]
+            unit_rows.append((unit, created))
+            batch.results.append(
+                RowResult(u.row, f"orgUnits/{k}", RowOutcome.CREATED if created else RowOutcome.UPDATED)
+            )
         # Paths of stored units below a moved unit change too.
-        moved_paths = {k: p for k, p in unit_paths.items() if k in stored_units and k not in accepted_units and stored_units[k]["path"] != p}
+        moved_paths = {
+            k: p
+            for k, p in unit_paths.items()
+            if k in stored_units and k not in accepted_units and stored_units[k]["path"] != p
+        }
         await _insert(s, OrgUnitRow, [_values(r) for r, c in unit_rows if c])
         await _update(s, OrgUnitRow, [_values(r, "create_time") for r, c in unit_rows if not c])
         if moved_paths:
@@ -202,8 +218,9 @@ async def apply_import(db: Database, batch: ImportBatch) -> list[RowResult]:
             values = {f: _comparable(getattr(p, f)) for f in _PERSON_FIELDS}
             created = k not in stored_people
             revision = 1 if created else stored_people[k]["revision"] + 1
-            row = PersonRow(id=k, revision=revision, update_time=now, create_time=now if created else None, **values)  # type: ignore[arg-type]
-            person_rows.append((row, created))
+            person = PersonRow(id=k, revision=revision, update_time=now, **values)
+            person.create_time = now if created else None  # type: ignore[assignment]
+            person_rows.append((person, created))
             was = stored_people.get(k, {}).get("status")
             if p.status == PersonStatus.TERMINATED and was != PersonStatus.TERMINATED.value:
                 terminated.append(k)
@@ -239,4 +256,3 @@ async def _update(s: Any, table: Any, rows: list[dict[str, Any]]) -> None:
         return
     for start in range(0, len(rows), 5000):
         await s.execute(sa.update(table), rows[start : start + 5000])
-

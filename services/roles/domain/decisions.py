@@ -132,7 +132,9 @@ def _best_grant(holdings: list[Holding], category_id: str, amount: Money | None)
         for right in holding.rights:
             ok, note = right_covers(right, category_id, amount)
             if ok:
-                return Grant(holding.person_id, holding, right.limit), f"{holding.role_name} (v{holding.role_version}): {note}"
+                return Grant(
+                    holding.person_id, holding, right.limit
+                ), f"{holding.role_name} (v{holding.role_version}): {note}"
             if right.category == category_id:
                 reasons.append(f"{holding.role_name} (v{holding.role_version}): {note}")
     if not holdings:
@@ -183,8 +185,10 @@ def resolve(facts: DecisionFacts) -> Answer:
             cap = delegation.max_amount
             if delegator is None or delegator.status == PersonStatus.TERMINATED:
                 note, grant = "the delegator has left", None
-            elif facts.amount is not None and cap is not None and (
-                cap.currency != facts.amount.currency or facts.amount.amount > cap.amount
+            elif (
+                facts.amount is not None
+                and cap is not None
+                and (cap.currency != facts.amount.currency or facts.amount.amount > cap.amount)
             ):
                 note, grant = f"delegation is capped at {cap}", None
             else:
@@ -195,11 +199,14 @@ def resolve(facts: DecisionFacts) -> Answer:
                 Step(StepKind.DELEGATION, delegation.delegator_id, person.org_unit_id, grant is not None, note)
             )
             if grant is not None:
-                limit = cap if cap is not None and (grant.limit is None or cap.amount < grant.limit.amount) else grant.limit
+                limit = (
+                    cap if cap is not None and (grant.limit is None or cap.amount < grant.limit.amount) else grant.limit
+                )
                 return Answer(
                     Outcome.DECIDE,
                     f"You may decide {what} on behalf of people/{delegation.delegator_id}, who delegated "
-                    f"{facts.category_name} to you" + (f" up to {limit}." if limit else ".")
+                    f"{facts.category_name} to you"
+                    + (f" up to {limit}." if limit else ".")
                     + " They remain accountable.",
                     grant=Grant(grant.holder_id, grant.holding, limit, delegation.id),
                     chain=chain,
@@ -239,8 +246,13 @@ def resolve(facts: DecisionFacts) -> Answer:
         if manager is None or manager.status != PersonStatus.ACTIVE:
             why = "not in the directory" if manager is None else f"is {manager.status.value.lower()}"
             chain.append(
-                Step(StepKind.MANAGER, manager_id, manager.org_unit_id if manager else "", False,
-                     f"position vacant ({why}); falls to the next manager up")
+                Step(
+                    StepKind.MANAGER,
+                    manager_id,
+                    manager.org_unit_id if manager else "",
+                    False,
+                    f"position vacant ({why}); falls to the next manager up",
+                )
             )
             continue
         top = manager
