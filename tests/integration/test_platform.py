@@ -6,7 +6,7 @@ import time
 import grpc
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
-from engage.roles.v1 import directory_pb2
+from engage.roles.v1 import directory_pb2, directory_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -102,3 +102,27 @@ async def test_sigterm_style_stop_turns_health_not_serving_before_the_listener_c
 
 async def _already_stopped() -> None:
     return None
+
+
+async def test_platform_channels_give_every_call_a_deadline(roles):
+    from services.platform.client import channel
+
+    # A peer that accepts the connection and never answers.
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    black_hole = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = black_hole.sockets[0].getsockname()[1]
+    async with channel(f"127.0.0.1:{port}", default_deadline=0.5) as ch:
+        started = time.monotonic()
+        err = await call_error(
+            directory_pb2_grpc.DirectoryServiceStub(ch).ListPeople(directory_pb2.ListPeopleRequest())
+        )
+        assert err.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert time.monotonic() - started < 5
+    black_hole.close()
+    async with channel(f"127.0.0.1:{roles.app.port}", default_deadline=2) as ch:
+        people = await directory_pb2_grpc.DirectoryServiceStub(ch).ListPeople(
+            directory_pb2.ListPeopleRequest(), metadata=roles.admin
+        )
+        assert people.people == []

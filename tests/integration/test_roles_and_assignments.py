@@ -1,8 +1,11 @@
 """CRM roles, assignments and their rules, end to end over gRPC and JetStream."""
 
+import datetime as dt
+
 import grpc
 from engage.roles.v1 import assignments_pb2, directory_pb2, roles_pb2
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from tests.support.company import ROLES, assign, eur, load_company, role
 from tests.support.events import published, types, wait_for_events
@@ -172,9 +175,23 @@ async def test_invalid_role_definitions_name_the_field_and_create_nothing(roles)
     assert len(await published(roles.nats.url)) == before
 
 
-async def test_terminating_a_person_ends_their_assignments_with_events(roles):
+async def test_terminating_a_person_ends_their_assignments_and_delegations_with_events(roles):
     await load_company(roles)
     a = await assign(roles, "S1", "service-agent", "SVC-1")
+    until = Timestamp()
+    until.FromDatetime(dt.datetime.now(dt.UTC) + dt.timedelta(days=3))
+    delegation = await roles.assignments.CreateDelegation(
+        assignments_pb2.CreateDelegationRequest(
+            delegation=assignments_pb2.Delegation(
+                delegator="people/S1",
+                delegate="people/S2",
+                categories=["decisionCategories/customer-refund"],
+                valid_to=until,
+            )
+        ),
+        metadata=roles.as_person("S1"),
+        timeout=5,
+    )
     person = await roles.directory.GetPerson(
         directory_pb2.GetPersonRequest(name="people/S1"), metadata=roles.admin, timeout=5
     )
@@ -188,8 +205,13 @@ async def test_terminating_a_person_ends_their_assignments_with_events(roles):
         assignments_pb2.GetAssignmentRequest(name=a.name), metadata=roles.admin, timeout=5
     )
     assert ended.state == A.STATE_ENDED and "left" in ended.end_reason
+    revoked = await roles.assignments.GetDelegation(
+        assignments_pb2.GetDelegationRequest(name=delegation.name), metadata=roles.admin, timeout=5
+    )
+    assert revoked.HasField("revoke_time")
     events = await wait_for_events(roles.nats.url, lambda ev: types(ev)["engage.roles.v1.assignment.ended"] == 1)
     assert types(events)["engage.roles.v1.person.terminated"] == 1
+    assert types(events)["engage.roles.v1.delegation.revoked"] == 1
 
 
 async def test_role_pages_and_state_filter(roles):

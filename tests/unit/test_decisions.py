@@ -21,8 +21,10 @@ def eur(amount: int) -> Money:
     return Money(Decimal(amount), "EUR")
 
 
-def person(pid: str, manager: str | None, unit: str, status: PersonStatus = PersonStatus.ACTIVE) -> PersonFacts:
-    return PersonFacts(pid, status, manager, unit)
+def person(
+    pid: str, manager: str | None, unit: str, status: PersonStatus = PersonStatus.ACTIVE, level: int = 3
+) -> PersonFacts:
+    return PersonFacts(pid, status, manager, unit, level)
 
 
 def holding(
@@ -186,3 +188,21 @@ def test_person_on_leave_cannot_decide_even_within_limit():
     people = [*PEOPLE[:4], person("A1", "LEAD", "TEAM", PersonStatus.LEAVE), PEOPLE[5]]
     answer = resolve(facts(10, [holding("A1", "TEAM", 500), holding("LEAD", "TEAM", 5000, role="lead")], people))
     assert answer.outcome == Outcome.ESCALATE
+
+
+def test_within_a_unit_the_own_line_manager_comes_before_a_lower_peer_and_then_the_lowest_level():
+    senior = person("SENIOR", "LEAD", "TEAM", level=3)
+    people = [*PEOPLE, senior]
+    holdings = [
+        holding("A1", "TEAM", 500),
+        holding("SENIOR", "TEAM", 2000, role="senior"),
+        holding("LEAD", "TEAM", 10000, role="lead"),
+    ]
+    answer = resolve(facts(1200, holdings, people))
+    assert answer.escalate_to is not None and answer.escalate_to.person_id == "LEAD"
+    # Outside the person's line, the lowest sufficient level wins.
+    other_lead = person("ZLEAD", "MGR", "TEAM", level=4)
+    people = [*PEOPLE[:3], person("LEAD", "MGR", "DEPT"), person("A1", "MGR", "TEAM"), senior, other_lead]
+    holdings = [holding("SENIOR", "TEAM", 2000, role="senior"), holding("ZLEAD", "TEAM", 10000, role="lead")]
+    answer = resolve(facts(1200, holdings, people))
+    assert answer.escalate_to is not None and answer.escalate_to.person_id == "SENIOR"

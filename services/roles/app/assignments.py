@@ -265,6 +265,26 @@ async def acknowledge_assignment(db: Database, assignment_id: str, etag: str) ->
         return row
 
 
+async def offboard(uow: UnitOfWork, person_ids: Sequence[str], now: datetime, reason: str) -> None:
+    """People who left: their roles end and their delegations (either way) are revoked."""
+    await end_active_assignments(uow, person_ids, now, reason)
+    for start in range(0, len(person_ids), 500):
+        chunk = list(person_ids[start : start + 500])
+        rows = (
+            await uow.session.exec(
+                select(DelegationRow).where(
+                    or_(col(DelegationRow.delegator_id).in_(chunk), col(DelegationRow.delegate_id).in_(chunk)),
+                    col(DelegationRow.revoke_time).is_(None),
+                    col(DelegationRow.valid_to) > now,
+                )
+            )
+        ).all()
+        for row in rows:
+            _revoke(row, now)
+            uow.session.add(row)
+            uow.emit(delegation_event("revoked", row))
+
+
 async def end_active_assignments(uow: UnitOfWork, person_ids: Sequence[str], now: datetime, reason: str) -> int:
     """Ends every assignment of these people that is in force or scheduled."""
     ended = 0
@@ -380,10 +400,13 @@ async def revoke_delegation(db: Database, delegation_id: str, etag: str) -> Dele
             raise PermissionDenied("only the delegator (or HR) may revoke a delegation", "NOT_THE_DELEGATOR")
         if row.revoke_time is not None:
             raise FailedPrecondition(f"delegations/{delegation_id} is already revoked", "ALREADY_REVOKED")
-        now = utcnow()
-        row.revoke_time = now
-        row.valid_to = min(row.valid_to, max(now, row.valid_from))
-        row.revision += 1
+        _revoke(row, utcnow())
         s.add(row)
         uow.emit(delegation_event("revoked", row))
         return row
+
+
+def _revoke(row: DelegationRow, now: datetime) -> None:
+    row.revoke_time = now
+    row.valid_to = min(row.valid_to, max(now, row.valid_from))
+    row.revision += 1

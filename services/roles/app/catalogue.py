@@ -117,6 +117,7 @@ async def delete_category(db: Database, category_id: str, etag: str) -> None:
         ).first()
         if used:
             raise FailedPrecondition(f"delegations/{used} still refers to it", "CATEGORY_IN_USE")
+        row.revision += 1  # the delete is the newest version consumers see
         uow.emit(category_event("deleted", row))
         await s.delete(row)
 
@@ -260,6 +261,7 @@ async def delete_role(db: Database, role_id: str, etag: str) -> None:
                 f"roles/{role_id} is {row.state.lower()}; only draft roles can be deleted (retire it instead)",
                 "ROLE_NOT_DRAFT",
             )
+        row.revision += 1  # the delete is the newest version consumers see
         uow.emit(role_event("deleted", row))
         await s.delete(row)
 

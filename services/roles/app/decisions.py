@@ -26,20 +26,20 @@ from services.roles.store.tables import (
 # The person and their managers, nearest first, in one query.
 _CHAIN = sa.text(
     """
-    WITH RECURSIVE chain(id, manager_id, status, org_unit_id, depth) AS (
-        SELECT id, manager_id, status, org_unit_id, 0 FROM people WHERE id = :person
+    WITH RECURSIVE chain(id, manager_id, status, org_unit_id, management_level, depth) AS (
+        SELECT id, manager_id, status, org_unit_id, management_level, 0 FROM people WHERE id = :person
         UNION ALL
-        SELECT p.id, p.manager_id, p.status, p.org_unit_id, c.depth + 1
+        SELECT p.id, p.manager_id, p.status, p.org_unit_id, p.management_level, c.depth + 1
         FROM people p JOIN chain c ON p.id = c.manager_id
         WHERE c.depth < 50
     )
-    SELECT id, manager_id, status, org_unit_id, depth FROM chain ORDER BY depth
+    SELECT id, manager_id, status, org_unit_id, management_level, depth FROM chain ORDER BY depth
     """
 )
 
 
-def _facts(row: sa.Row[tuple[str, str | None, str, str]] | PersonRow) -> PersonFacts:
-    return PersonFacts(row.id, PersonStatus(row.status), row.manager_id, row.org_unit_id)
+def _facts(row: sa.Row[tuple[str, str | None, str, str, int]] | PersonRow) -> PersonFacts:
+    return PersonFacts(row.id, PersonStatus(row.status), row.manager_id, row.org_unit_id, row.management_level)
 
 
 async def check_decision(db: Database, person_id: str, category_id: str, amount: Money | None, at: datetime) -> Answer:

@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.platform.db import Database, utcnow
 from services.platform.errors import AlreadyExists, FailedPrecondition, FieldViolation, invalid
 from services.platform.resources import Page, check_etag, recall_request, remember_request
-from services.roles.app.assignments import end_active_assignments
+from services.roles.app.assignments import offboard
 from services.roles.app.lookups import get_or_404, get_reference
 from services.roles.domain.model import OrgUnitKind, PersonStatus
 from services.roles.events.outgoing import org_unit_event, person_event
@@ -153,6 +153,7 @@ async def delete_org_unit(db: Database, unit_id: str, etag: str) -> None:
             used = (await s.exec(select(sa.func.count()).select_from(table).where(column == unit_id))).one()
             if used:
                 raise FailedPrecondition(f"orgUnits/{unit_id} still has {what}", "ORG_UNIT_IN_USE")
+        row.revision += 1  # the delete is the newest version consumers see
         uow.emit(org_unit_event("deleted", row))
         await s.delete(row)
 
@@ -260,5 +261,5 @@ async def update_person(db: Database, person_id: str, changes: dict[str, Any], e
         terminated = was != PersonStatus.TERMINATED and row.status == PersonStatus.TERMINATED.value
         uow.emit(person_event("terminated" if terminated else "updated", row))
         if terminated:
-            await end_active_assignments(uow, [person_id], now, "person left the company")
+            await offboard(uow, [person_id], now, "person left the company")
         return row

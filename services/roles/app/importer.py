@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from services.platform.db import Database, utcnow
-from services.roles.app.assignments import end_active_assignments
+from services.roles.app.assignments import offboard
 from services.roles.domain.hierarchy import in_cycles, paths
 from services.roles.domain.model import OrgUnitKind, PersonStatus
 from services.roles.events.outgoing import org_unit_event, person_event
@@ -234,7 +234,7 @@ async def apply_import(db: Database, batch: ImportBatch) -> list[RowResult]:
             events.append(person_event(verb, r))
         await uow.emit_many(events)
         if terminated:
-            await end_active_assignments(uow, terminated, now, "person left the company (HR import)")
+            await offboard(uow, terminated, now, "person left the company (HR import)")
     return sorted(batch.results, key=lambda r: r.row)
 
 

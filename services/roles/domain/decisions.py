@@ -4,7 +4,8 @@ A pure function over facts the use case loads. The walk:
 1. the person's own DECIDE rights (from roles held at the time asked);
 2. delegations to the person, bounded by the delegator's own rights;
 3. holders of the category whose assignment covers the person's org unit,
-   from the nearest enclosing unit upwards;
+   from the nearest enclosing unit upwards (within a unit: the person's own
+   line first, then the lowest sufficient management level);
 4. the manager chain upwards; a vacant position (manager missing, on leave or
    terminated) falls to the next manager up.
 """
@@ -35,6 +36,7 @@ class PersonFacts:
     status: PersonStatus
     manager_id: str | None
     org_unit_id: str
+    level: int = 0
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,14 @@ def resolve(facts: DecisionFacts) -> Answer:
                 continue
             candidates.append((holding, note))
         if candidates:
-            holding, note = min(candidates, key=lambda c: (c[0].person_id, c[0].assignment_id))
+            # Several may decide: the person's own manager first, then the
+            # lowest sufficient level (decide as low as possible), then by id.
+            def rank(candidate: tuple[Holding, str]) -> tuple[int, int, str, str]:
+                h = candidate[0]
+                in_line = 0 if h.person_id in facts.manager_chain else 1
+                return (in_line, facts.people[h.person_id].level, h.person_id, h.assignment_id)
+
+            holding, note = min(candidates, key=rank)
             chain.append(Step(StepKind.SCOPE_HOLDER, holding.person_id, unit, True, note))
             return Answer(
                 Outcome.ESCALATE,
