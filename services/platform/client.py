@@ -49,7 +49,7 @@ def channel(
     """An insecure channel (TLS terminates in the mesh or ingress) with default deadlines."""
     return grpc.aio.insecure_channel(
         target,
-        interceptors=[_Deadlines(default_deadline)],
+        interceptors=[_Deadlines(default_deadline)],  # type: ignore[list-item]
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
