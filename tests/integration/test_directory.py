@@ -235,3 +235,23 @@ async def test_create_with_the_same_request_id_creates_once(roles):
         roles.directory.CreatePerson(other, metadata=roles.admin, timeout=5), grpc.StatusCode.INVALID_ARGUMENT
     )
     assert err.fields == ["request_id"]
+
+
+async def test_an_import_that_terminates_a_person_ends_their_roles(roles):
+    from engage.roles.v1 import assignments_pb2
+
+    from tests.support.company import assign, load_company
+
+    await load_company(roles)
+    held = await assign(roles, "S1", "service-agent", "SVC-1")
+    leaver = person_row(
+        "S1", "Service one", "SVC-1", "TL-S", 3, version=2, status=directory_pb2.PERSON_STATUS_TERMINATED
+    )
+    result = await run_import(roles, [leaver])
+    assert result.updated_count == 1
+    after = await roles.assignments.GetAssignment(
+        assignments_pb2.GetAssignmentRequest(name=held.name), metadata=roles.admin, timeout=5
+    )
+    assert after.state == assignments_pb2.Assignment.STATE_ENDED
+    events = await wait_for_events(roles.nats.url, lambda ev: types(ev)["engage.roles.v1.assignment.ended"] == 1)
+    assert types(events)["engage.roles.v1.person.terminated"] == 1

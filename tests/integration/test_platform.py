@@ -126,3 +126,78 @@ async def test_platform_channels_give_every_call_a_deadline(roles):
             directory_pb2.ListPeopleRequest(), metadata=roles.admin
         )
         assert people.people == []
+
+
+async def test_a_generic_client_calls_the_service_from_reflection_alone(roles):
+    """What grpcurl does: fetch descriptors by reflection, build the request, call."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    stub = reflection_pb2_grpc.ServerReflectionStub(roles.channel)
+
+    async def ask():
+        yield reflection_pb2.ServerReflectionRequest(file_containing_symbol="engage.roles.v1.DecisionService")
+
+    pool = descriptor_pool.DescriptorPool()
+    files = {}
+    async for response in stub.ServerReflectionInfo(ask(), timeout=5):
+        for raw in response.file_descriptor_response.file_descriptor_proto:
+            proto = descriptor_pb2.FileDescriptorProto.FromString(raw)
+            files[proto.name] = proto
+
+    def add(name: str) -> None:  # dependencies first
+        if name in added:
+            return
+        for dep in files[name].dependency:
+            add(dep)
+        pool.Add(files[name])
+        added.add(name)
+
+    added: set[str] = set()
+    for name in files:
+        add(name)
+    method = pool.FindServiceByName("engage.roles.v1.DecisionService").methods_by_name["CheckDecision"]
+    request_type = message_factory.GetMessageClass(method.input_type)
+    response_type = message_factory.GetMessageClass(method.output_type)
+    call = roles.channel.unary_unary(
+        "/engage.roles.v1.DecisionService/CheckDecision",
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=response_type.FromString,
+    )
+    request = request_type(person="people/NOBODY", category="decisionCategories/any")
+    err = await call_error(call(request, metadata=roles.admin, timeout=5))
+    assert err.code == grpc.StatusCode.NOT_FOUND and "people/NOBODY" in err.message
+
+
+async def test_migrations_run_twice_without_harm(roles):
+    from services.roles.migrate import migrate
+
+    await migrate(roles.app.db)
+    await migrate(roles.app.db)
+    people = await roles.directory.ListPeople(directory_pb2.ListPeopleRequest(), metadata=roles.admin, timeout=5)
+    assert people.people == []
+
+
+async def test_metrics_endpoint_counts_calls_by_method_and_code(tmp_path, mint, nats_server):
+    import urllib.request
+
+    from tests.conftest import start_roles
+    from tests.support.nats_server import free_port
+
+    port = free_port()
+    client = await start_roles(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}", nats_server, mint, metrics_port=port)
+    try:
+        await call_error(
+            client.directory.GetPerson(
+                directory_pb2.GetPersonRequest(name="people/X"), metadata=client.admin, timeout=5
+            ),
+            grpc.StatusCode.NOT_FOUND,
+        )
+        body = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        )
+        text = body.decode()
+        assert 'engage_grpc_requests_total{code="NOT_FOUND",method="GetPerson",service="roles"}' in text
+        assert 'engage_ready{service="roles"} 1.0' in text
+    finally:
+        await client.channel.close(None)
+        await client.app.stop()
