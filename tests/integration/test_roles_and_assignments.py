@@ -227,3 +227,44 @@ async def test_role_pages_and_state_filter(roles):
     )
     assert [r.name for r in [*active.roles, *rest.roles]] == sorted(f"roles/{r}" for r in ROLES)
     assert not rest.next_page_token
+
+
+async def test_concurrent_duplicate_assignments_let_exactly_one_through(roles):
+    import asyncio
+
+    await load_company(roles)
+    results = await asyncio.gather(
+        *(assign(roles, "S2", "service-agent", "SVC-1") for _ in range(8)), return_exceptions=True
+    )
+    created = [r for r in results if isinstance(r, assignments_pb2.Assignment)]
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(created) == 1 and len(refused) == 7
+    assert {e.code() for e in refused} <= {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.ABORTED}
+
+
+async def test_concurrent_updates_with_the_same_etag_let_exactly_one_win(roles):
+    import asyncio
+
+    await load_company(roles)
+    person = await roles.directory.GetPerson(
+        directory_pb2.GetPersonRequest(name="people/A1"), metadata=roles.admin, timeout=5
+    )
+
+    async def rename(i: int):
+        p = directory_pb2.Person()
+        p.CopyFrom(person)
+        p.display_name = f"Writer {i}"
+        return await roles.directory.UpdatePerson(
+            directory_pb2.UpdatePersonRequest(person=p, update_mask=FieldMask(paths=["display_name"])),
+            metadata=roles.admin,
+            timeout=10,
+        )
+
+    results = await asyncio.gather(*(rename(i) for i in range(8)), return_exceptions=True)
+    winners = [r for r in results if isinstance(r, directory_pb2.Person)]
+    losers = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(winners) == 1 and all(e.code() == grpc.StatusCode.ABORTED for e in losers)
+    now = await roles.directory.GetPerson(
+        directory_pb2.GetPersonRequest(name="people/A1"), metadata=roles.admin, timeout=5
+    )
+    assert now.display_name == winners[0].display_name

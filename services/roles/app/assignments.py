@@ -75,7 +75,9 @@ async def create_assignment(db: Database, new: NewAssignment, request_id: str, r
         earlier = await recall_request(s, request_id, "CreateAssignment", request)
         if earlier:
             return await get_or_404(s, AssignmentRow, earlier.split("/", 1)[1], earlier)
-        person = await get_or_404(s, PersonRow, new.person_id, f"people/{new.person_id}")
+        # Locking the person serialises their assignments, so two concurrent
+        # creates cannot both pass the overlap check.
+        person = await get_or_404(s, PersonRow, new.person_id, f"people/{new.person_id}", lock=True)
         role = await get_or_404(s, RoleRow, new.role_id, f"roles/{new.role_id}")
         unit = await get_or_404(s, OrgUnitRow, new.org_unit_id, f"orgUnits/{new.org_unit_id}")
         await authorize_in_unit(s, caller, unit, "assign roles")
