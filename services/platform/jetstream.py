@@ -77,7 +77,9 @@ class NatsLink:
                 await self._task
         if self.nc is not None:
             with contextlib.suppress(Exception):
-                await self.nc.drain()
+                await asyncio.wait_for(self.nc.drain(), timeout=5)
+            with contextlib.suppress(Exception):
+                await self.nc.close()
         self.ready.clear()
 
 
