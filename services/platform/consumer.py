@@ -175,7 +175,7 @@ class EventConsumer:
                     if msg.metadata.num_delivered >= self.max_deliver:
                         dead.append((msg, f"{type(exc).__name__}: {exc}"))
                     else:
-                        log.warning("consumer.retry", consumer=self.name, event=event.id, error=str(exc))
+                        log.warning("consumer.retry", consumer=self.name, event_id=event.id, error=str(exc))
                         retry.append(msg)
             for msg, reason in dead:
                 uow.session.add(_dead_letter(self.name, msg, reason))

@@ -32,6 +32,15 @@ def check_id(value: str, field: str) -> str:
     return value
 
 
+def required_text(value: str, field: str, limit: int = 200) -> str:
+    """A non-blank text field of bounded length."""
+    if not value.strip():
+        raise invalid(field, "is required")
+    if len(value) > limit:
+        raise invalid(field, f"must be at most {limit} characters")
+    return value
+
+
 def parse_name(name: str, collection: str, field: str, *, required: bool = True) -> str:
     """`people/E1` -> `E1`; INVALID_ARGUMENT naming `field` if malformed."""
     if not name:

@@ -8,9 +8,8 @@ from google.protobuf import empty_pb2
 
 from services.platform.db import Database
 from services.platform.errors import invalid
-from services.platform.resources import check_id, mask_paths, page_of, parse_name
+from services.platform.resources import check_id, mask_paths, page_of, parse_name, required_text
 from services.roles import messages
-from services.roles.api.directory import _required_text
 from services.roles.app import catalogue as uc
 from services.roles.domain.model import RoleState
 
@@ -50,7 +49,7 @@ class RoleServicer(roles_pb2_grpc.RoleServiceServicer):
         category_id = check_id(request.decision_category_id, "decision_category_id")
         c = request.decision_category
         fields = uc.CategoryFields(
-            display_name=_required_text(c.display_name, "decision_category.display_name"),
+            display_name=required_text(c.display_name, "decision_category.display_name"),
             description=c.description[:2000],
             tier=messages.tier_in(c.tier, "decision_category.tier"),
             min_level=_band_level(c.min_level, "decision_category.min_level"),
@@ -84,7 +83,7 @@ class RoleServicer(roles_pb2_grpc.RoleServiceServicer):
         paths = mask_paths(request.update_mask, _CATEGORY_MASK)
         changes: dict[str, object] = {}
         if "display_name" in paths:
-            changes["display_name"] = _required_text(c.display_name, "decision_category.display_name")
+            changes["display_name"] = required_text(c.display_name, "decision_category.display_name")
         if "description" in paths:
             changes["description"] = c.description[:2000]
         if "tier" in paths:
@@ -106,7 +105,7 @@ class RoleServicer(roles_pb2_grpc.RoleServiceServicer):
         self, request: roles_pb2.CreateRoleRequest, context: grpc.aio.ServicerContext
     ) -> roles_pb2.Role:
         role_id = check_id(request.role_id, "role_id")
-        display_name = _required_text(request.role.display_name, "role.display_name")
+        display_name = required_text(request.role.display_name, "role.display_name")
         messages.level_in(request.role.management_level, "role.management_level")
         content = messages.role_content_in(request.role)
         row = await uc.create_role(self.db, role_id, display_name, content, request.request_id, request)
@@ -138,7 +137,7 @@ class RoleServicer(roles_pb2_grpc.RoleServiceServicer):
         role_id = parse_name(request.role.name, "roles", "role.name")
         paths = mask_paths(request.update_mask, _ROLE_MASK)
         display_name = (
-            _required_text(request.role.display_name, "role.display_name") if "display_name" in paths else None
+            required_text(request.role.display_name, "role.display_name") if "display_name" in paths else None
         )
         if "management_level" in paths:
             messages.level_in(request.role.management_level, "role.management_level")

@@ -10,7 +10,7 @@ from google.protobuf import empty_pb2
 
 from services.platform.db import Database
 from services.platform.errors import InvalidArgument, invalid
-from services.platform.resources import check_id, mask_paths, page_of, parse_name
+from services.platform.resources import check_id, mask_paths, page_of, parse_name, required_text
 from services.roles import messages
 from services.roles.app import directory as uc
 from services.roles.app.importer import ImportBatch, PersonIn, UnitIn, apply_import
@@ -27,17 +27,9 @@ _PERSON_MASK = {
 }
 
 
-def _required_text(value: str, field: str, limit: int = 200) -> str:
-    if not value.strip():
-        raise invalid(field, "is required")
-    if len(value) > limit:
-        raise invalid(field, f"must be at most {limit} characters")
-    return value
-
-
 def _unit_fields(unit: directory_pb2.OrgUnit, prefix: str = "org_unit") -> uc.OrgUnitFields:
     return uc.OrgUnitFields(
-        display_name=_required_text(unit.display_name, f"{prefix}.display_name"),
+        display_name=required_text(unit.display_name, f"{prefix}.display_name"),
         kind=messages.kind_in(unit.kind, f"{prefix}.kind"),
         parent_id=parse_name(unit.parent, "orgUnits", f"{prefix}.parent", required=False) or None,
         manager_id=parse_name(unit.manager, "people", f"{prefix}.manager", required=False) or None,
@@ -49,7 +41,7 @@ def _person_fields(person: directory_pb2.Person, prefix: str = "person") -> uc.P
     if len(person.email) > 320 or (person.email and "@" not in person.email):
         raise invalid(f"{prefix}.email", "must be an e-mail address")
     return uc.PersonFields(
-        display_name=_required_text(person.display_name, f"{prefix}.display_name"),
+        display_name=required_text(person.display_name, f"{prefix}.display_name"),
         email=person.email,
         org_unit_id=parse_name(person.org_unit, "orgUnits", f"{prefix}.org_unit"),
         manager_id=parse_name(person.manager, "people", f"{prefix}.manager", required=False) or None,
@@ -94,7 +86,7 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
         unit = request.org_unit
         changes: dict[str, object] = {}
         if "display_name" in paths:
-            changes["display_name"] = _required_text(unit.display_name, "org_unit.display_name")
+            changes["display_name"] = required_text(unit.display_name, "org_unit.display_name")
         if "kind" in paths:
             changes["kind"] = messages.kind_in(unit.kind, "org_unit.kind")
         if "parent" in paths:
@@ -145,7 +137,7 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
         p = request.person
         changes: dict[str, object] = {}
         if "display_name" in paths:
-            changes["display_name"] = _required_text(p.display_name, "person.display_name")
+            changes["display_name"] = required_text(p.display_name, "person.display_name")
         if "email" in paths:
             if p.email and "@" not in p.email:
                 raise invalid("person.email", "must be an e-mail address")
