@@ -13,8 +13,8 @@ import contextlib
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import grpc
 import structlog
@@ -153,6 +153,14 @@ class EngageInterceptor(grpc.aio.ServerInterceptor):
 Registrar = Callable[[grpc.aio.Server], None]
 
 
+class Background(Protocol):
+    """A part that runs beside the server (a consumer, a view that follows the outbox)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class ServiceApp:
     """A running service: gRPC server, database, NATS link and outbox relay."""
 
@@ -164,6 +172,7 @@ class ServiceApp:
         service_names: list[str],
         permissions: Mapping[str, str],
         db: Database | None = None,
+        background: Sequence[Background] = (),
     ):
         self.settings = settings
         self.register = register
@@ -184,6 +193,7 @@ class ServiceApp:
             poll_seconds=settings.outbox_poll_seconds,
             retention_hours=settings.outbox_retention_hours,
         )
+        self.background = list(background)
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -212,6 +222,8 @@ class ServiceApp:
         self.port = self.server.add_insecure_port(f"{s.grpc_host}:{s.grpc_port}")
         self.link.start()
         self.relay.start()
+        for part in self.background:
+            part.start()
         await self.server.start()
         # Liveness ("") says the process answers; readiness and each service
         # name also need the database and NATS.
@@ -250,6 +262,8 @@ class ServiceApp:
         await asyncio.sleep(self.settings.drain_seconds)
         if self.server is not None:
             await self.server.stop(self.settings.grace_seconds)
+        for part in self.background:
+            await part.stop()
         await self.relay.stop()
         await self.link.close()
         await self.db.dispose()

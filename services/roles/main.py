@@ -24,6 +24,7 @@ from services.roles.api.decisions import DecisionServicer
 from services.roles.api.directory import DirectoryServicer
 from services.roles.api.permissions import PERMISSIONS
 from services.roles.settings import RolesSettings
+from services.roles.store.decision_view import DecisionView
 
 SERVICE_NAMES = [
     directory_pb2.DESCRIPTOR.services_by_name["DirectoryService"].full_name,
@@ -35,14 +36,22 @@ SERVICE_NAMES = [
 
 def build(settings: RolesSettings, db: Database | None = None) -> ServiceApp:
     database = db or Database(settings.resolved_database_url())
+    view = DecisionView(database)
 
     def register(server: grpc.aio.Server) -> None:
         directory_pb2_grpc.add_DirectoryServiceServicer_to_server(DirectoryServicer(database), server)
         roles_pb2_grpc.add_RoleServiceServicer_to_server(RoleServicer(database), server)
         assignments_pb2_grpc.add_AssignmentServiceServicer_to_server(AssignmentServicer(database), server)
-        decisions_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(database), server)
+        decisions_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(view), server)
 
-    return ServiceApp(settings, register=register, service_names=SERVICE_NAMES, permissions=PERMISSIONS, db=database)
+    return ServiceApp(
+        settings,
+        register=register,
+        service_names=SERVICE_NAMES,
+        permissions=PERMISSIONS,
+        db=database,
+        background=[view],
+    )
 
 
 async def main() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import grpc
 from engage.roles.v1 import decisions_pb2, decisions_pb2_grpc
 
-from services.platform.db import Database, utcnow
+from services.platform.db import utcnow
 from services.platform.resources import parse_name
 from services.roles import messages
 from services.roles.app.decisions import check_decision
 from services.roles.domain.decisions import Answer, Outcome
+from services.roles.store.decision_view import DecisionView
 
 
 def answer_out(answer: Answer) -> decisions_pb2.CheckDecisionResponse:
@@ -57,8 +58,8 @@ def answer_out(answer: Answer) -> decisions_pb2.CheckDecisionResponse:
 
 
 class DecisionServicer(decisions_pb2_grpc.DecisionServiceServicer):
-    def __init__(self, db: Database):
-        self.db = db
+    def __init__(self, view: DecisionView):
+        self.view = view
 
     async def CheckDecision(
         self, request: decisions_pb2.CheckDecisionRequest, context: grpc.aio.ServicerContext
@@ -67,7 +68,7 @@ class DecisionServicer(decisions_pb2_grpc.DecisionServiceServicer):
         category = parse_name(request.category, "decisionCategories", "category")
         amount = messages.money_in(request.amount, "amount") if request.HasField("amount") else None
         at = messages.ts_in(request.at, request.HasField("at")) or utcnow()
-        answer = await check_decision(self.db, person, category, amount, at)
+        answer = await check_decision(self.view, person, category, amount, at)
         response = answer_out(answer)
         response.at.CopyFrom(messages.ts_required(at))
         return response

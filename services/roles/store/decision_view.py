@@ -1,0 +1,278 @@
+"""An in-memory view of what CheckDecision reads, kept in step through the outbox.
+
+CheckDecision is the hot read path (a CRM system asks it on every refund), so
+it answers from memory instead of seven queries. The view is loaded once and
+then follows the outbox: every committed change has an outbox row naming the
+resource it changed, and the view re-reads exactly those resources.
+
+Freshness: a change committed by this process is seen by the next answer
+(the commit marks the view stale and the answer catches up first); changes
+committed by other replicas are seen within `poll_seconds`. Outbox sequence
+numbers can commit out of order on PostgreSQL (a transaction that took a
+lower number may commit later), so numbers skipped below the highest seen are
+looked at again until they appear or `gap_seconds` pass (a rolled-back
+transaction leaves a number that never appears).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import col, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.platform.db import Database
+from services.platform.log import get_logger
+from services.platform.outbox import OutboxRow
+from services.roles import messages
+from services.roles.domain.decisions import DelegationFacts, PersonFacts
+from services.roles.domain.model import DecisionRight, PersonStatus, Scope
+from services.roles.store.tables import (
+    AssignmentRow,
+    DecisionCategoryRow,
+    DelegationRow,
+    OrgUnitRow,
+    PersonRow,
+    RoleVersionRow,
+)
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class HeldRole:
+    assignment_id: str
+    person_id: str
+    role_id: str
+    org_unit_id: str
+    scope: Scope
+    valid_from: datetime
+    valid_to: datetime | None
+
+    def active_at(self, at: datetime) -> bool:
+        return self.valid_from <= at and (self.valid_to is None or self.valid_to > at)
+
+
+@dataclass(frozen=True)
+class RoleVersion:
+    version: int
+    display_name: str
+    effective_from: datetime
+    rights: tuple[DecisionRight, ...]
+
+
+@dataclass(frozen=True)
+class DatedDelegation:
+    facts: DelegationFacts
+    delegate_id: str
+    valid_from: datetime
+    valid_to: datetime
+
+
+class DecisionView:
+    def __init__(self, db: Database, *, poll_seconds: float = 0.1, gap_seconds: float = 10.0):
+        self.db = db
+        self.poll_seconds = poll_seconds
+        self.gap_seconds = gap_seconds
+        self.people: dict[str, PersonFacts] = {}
+        self.unit_parent: dict[str, str | None] = {}
+        self.categories: dict[str, str] = {}
+        self.by_person: dict[str, dict[str, HeldRole]] = defaultdict(dict)
+        self.by_unit: dict[str, dict[str, HeldRole]] = defaultdict(dict)
+        self.assignments: dict[str, HeldRole] = {}
+        self.versions: dict[str, list[RoleVersion]] = {}
+        self.delegations: dict[str, DatedDelegation] = {}
+        self.to_delegate: dict[str, dict[str, DatedDelegation]] = defaultdict(dict)
+        self._seq = 0
+        self._gaps: dict[int, float] = {}  # skipped sequence number -> first seen missing
+        self._loaded = False
+        self._stale = True
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        db.after_commit.append(self.mark_stale)
+
+    def mark_stale(self) -> None:
+        self._stale = True
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._follow(), name="decision-view")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_seconds)
+            try:
+                await self.catch_up()
+            except Exception as exc:  # the database is down: answers fail until it is back
+                self._stale = True
+                log.warning("decision_view.catch_up_failed", error=str(exc) or type(exc).__name__)
+
+    async def fresh(self) -> DecisionView:
+        """The view, caught up with every change this process has committed."""
+        if self._stale or not self._loaded:
+            await self.catch_up()
+        return self
+
+    async def catch_up(self) -> None:
+        async with self._lock:
+            self._stale = False
+            async with self.db.read() as s:
+                if not self._loaded:
+                    await self._load_all(s)
+                    return
+                await self._apply_changes(s)
+
+    # ---- loading ---------------------------------------------------------------
+
+    async def _load_all(self, s: AsyncSession) -> None:
+        started = time.monotonic()
+        self._seq = int((await s.exec(select(sa.func.coalesce(sa.func.max(OutboxRow.seq), 0)))).one() or 0)
+        self._gaps.clear()
+        self.people = {r.id: _person(r) for r in (await s.exec(select(PersonRow))).all()}
+        self.unit_parent = {r.id: r.parent_id for r in (await s.exec(select(OrgUnitRow))).all()}
+        self.categories = {r.id: r.display_name for r in (await s.exec(select(DecisionCategoryRow))).all()}
+        self.assignments.clear()
+        self.by_person.clear()
+        self.by_unit.clear()
+        for a in (await s.exec(select(AssignmentRow))).all():
+            self._put_assignment(a)
+        self.versions.clear()
+        for v in (await s.exec(select(RoleVersionRow).order_by(col(RoleVersionRow.version)))).all():
+            self.versions.setdefault(v.role_id, []).append(_version(v))
+        self.delegations.clear()
+        self.to_delegate.clear()
+        for d in (await s.exec(select(DelegationRow))).all():
+            self._put_delegation(d)
+        self._loaded = True
+        log.info("decision_view.loaded", people=len(self.people), seconds=round(time.monotonic() - started, 3))
+
+    async def _apply_changes(self, s: AsyncSession) -> None:
+        now = time.monotonic()
+        self._gaps = {seq: seen for seq, seen in self._gaps.items() if now - seen < self.gap_seconds}
+        query = select(OutboxRow.seq, OutboxRow.subject).where(
+            or_(col(OutboxRow.seq) > self._seq, col(OutboxRow.seq).in_(list(self._gaps)))
+        )
+        rows = (await s.exec(query.order_by(col(OutboxRow.seq)))).all()
+        if not rows:
+            return
+        expected = self._seq + 1
+        for row_seq, _subject in rows:
+            seq = int(row_seq or 0)
+            if seq > self._seq:
+                for missing in range(expected, seq):
+                    self._gaps.setdefault(missing, now)
+                expected = seq + 1
+                self._seq = seq
+            self._gaps.pop(seq, None)
+        changed: dict[str, set[str]] = defaultdict(set)
+        for _seq, subject in rows:
+            collection, _, key = subject.partition("/")
+            changed[collection].add(key)
+        await self._reload(s, changed)
+
+    async def _reload(self, s: AsyncSession, changed: dict[str, set[str]]) -> None:
+        if ids := changed.get("people"):
+            found = {r.id: r for r in (await s.exec(select(PersonRow).where(col(PersonRow.id).in_(ids)))).all()}
+            for key in ids:
+                self.people.pop(key, None)
+                if key in found:
+                    self.people[key] = _person(found[key])
+        if ids := changed.get("orgUnits"):
+            found_units = (await s.exec(select(OrgUnitRow).where(col(OrgUnitRow.id).in_(ids)))).all()
+            for key in ids:
+                self.unit_parent.pop(key, None)
+            self.unit_parent.update({u.id: u.parent_id for u in found_units})
+        if ids := changed.get("decisionCategories"):
+            rows = (await s.exec(select(DecisionCategoryRow).where(col(DecisionCategoryRow.id).in_(ids)))).all()
+            for key in ids:
+                self.categories.pop(key, None)
+            self.categories.update({c.id: c.display_name for c in rows})
+        if ids := changed.get("roles"):
+            versions = (
+                await s.exec(
+                    select(RoleVersionRow)
+                    .where(col(RoleVersionRow.role_id).in_(ids))
+                    .order_by(col(RoleVersionRow.version))
+                )
+            ).all()
+            for key in ids:
+                self.versions.pop(key, None)
+            for v in versions:
+                self.versions.setdefault(v.role_id, []).append(_version(v))
+        if ids := changed.get("assignments"):
+            for a in (await s.exec(select(AssignmentRow).where(col(AssignmentRow.id).in_(ids)))).all():
+                self._put_assignment(a)
+        if ids := changed.get("delegations"):
+            for d in (await s.exec(select(DelegationRow).where(col(DelegationRow.id).in_(ids)))).all():
+                self._put_delegation(d)
+
+    def _put_assignment(self, row: AssignmentRow) -> None:
+        old = self.assignments.get(row.id)
+        if old is not None:
+            self.by_person[old.person_id].pop(row.id, None)
+            self.by_unit[old.org_unit_id].pop(row.id, None)
+        held = HeldRole(
+            row.id, row.person_id, row.role_id, row.org_unit_id, Scope(row.scope), row.valid_from, row.valid_to
+        )
+        self.assignments[row.id] = held
+        self.by_person[row.person_id][row.id] = held
+        self.by_unit[row.org_unit_id][row.id] = held
+
+    def _put_delegation(self, row: DelegationRow) -> None:
+        facts = DelegationFacts(
+            row.id,
+            row.delegator_id,
+            frozenset(row.categories),
+            messages.money_from_text(row.max_amount, row.currency),
+        )
+        dated = DatedDelegation(facts, row.delegate_id, row.valid_from, row.valid_to)
+        self.delegations[row.id] = dated
+        self.to_delegate[row.delegate_id][row.id] = dated
+
+    # ---- reading ---------------------------------------------------------------
+
+    def unit_path(self, unit_id: str) -> list[str]:
+        """The unit, then each enclosing unit up to the root."""
+        path: list[str] = []
+        current: str | None = unit_id
+        while current is not None and current not in path:
+            path.append(current)
+            current = self.unit_parent.get(current)
+        return path
+
+    def manager_chain(self, person: PersonFacts) -> list[str]:
+        chain: list[str] = []
+        current = person.manager_id
+        while current and current not in chain and current != person.id and len(chain) < 50:
+            chain.append(current)
+            manager = self.people.get(current)
+            current = manager.manager_id if manager else None
+        return chain
+
+    def version_at(self, role_id: str, at: datetime) -> RoleVersion | None:
+        in_force = None
+        for v in self.versions.get(role_id, []):
+            if v.effective_from <= at:
+                in_force = v
+        return in_force
+
+
+def _person(row: PersonRow) -> PersonFacts:
+    return PersonFacts(row.id, PersonStatus(row.status), row.manager_id, row.org_unit_id, row.management_level)
+
+
+def _version(row: RoleVersionRow) -> RoleVersion:
+    return RoleVersion(
+        row.version, row.display_name, row.effective_from, messages.rights_from_json(row.content["decision_rights"])
+    )

@@ -1,0 +1,83 @@
+"""CheckDecision answers from an in-memory view that follows the outbox: it must never miss a change."""
+
+import uuid
+
+import pytest
+from engage.roles.v1 import decisions_pb2
+
+from services.platform.db import Database, utcnow
+from services.roles.events.outgoing import assignment_event
+from services.roles.store.tables import AssignmentRow
+from tests.conftest import _drop_pg_database, fresh_database_url, start_roles
+from tests.support.company import assign, eur, load_company
+from tests.support.waiting import eventually
+
+DECIDE = decisions_pb2.DECISION_OUTCOME_DECIDE
+
+
+async def outcome(client, person: str, amount: int = 100) -> int:
+    answer = await client.decisions.CheckDecision(
+        decisions_pb2.CheckDecisionRequest(
+            person=f"people/{person}", category="decisionCategories/customer-refund", amount=eur(amount)
+        ),
+        metadata=client.admin,
+        timeout=5,
+    )
+    return int(answer.outcome)
+
+
+async def test_a_change_is_answered_at_once_by_the_replica_that_made_it(roles):
+    await load_company(roles)
+    await assign(roles, "S1", "service-agent", "SVC-1")
+    assert await outcome(roles, "S1") == DECIDE  # no waiting: read your own writes
+
+
+@pytest.fixture
+async def two_replicas(workdir, mint, nats_server):
+    url, name = await fresh_database_url("postgresql", workdir)
+    a = await start_roles(url, nats_server, mint)
+    b = await start_roles(url, nats_server, mint)
+    yield a, b
+    for client in (a, b):
+        await client.channel.close(None)
+        await client.app.stop()
+    assert name
+    await _drop_pg_database(name)
+
+
+async def test_another_replica_sees_the_change_within_its_poll_interval(two_replicas):
+    a, b = two_replicas
+    await load_company(a)
+    await assign(a, "S1", "service-agent", "SVC-1")
+    await eventually(lambda: outcome(b, "S1"), lambda o: o == DECIDE, timeout=5, what="replica B to see S1's role")
+
+
+async def test_a_transaction_that_commits_after_a_later_one_is_not_missed(two_replicas):
+    """PostgreSQL hands out outbox numbers at insert; commits may land out of order."""
+    a, _ = two_replicas
+    await load_company(a)
+    await a.settle()
+    other = Database(a.app.db.url)
+    try:
+        async with other.write() as uow:
+            now = utcnow()
+            slow = AssignmentRow(
+                id=uuid.uuid4().hex,
+                person_id="S2",
+                role_id="service-agent",
+                role_version=1,
+                org_unit_id="SVC-1",
+                scope="ORG_UNIT_ONLY",
+                valid_from=now,
+                assigned_by="test",
+                create_time=now,
+                update_time=now,
+            )
+            uow.session.add(slow)
+            uow.emit(assignment_event("created", slow, now))
+            await uow.session.flush()  # takes its outbox number now, commits later
+            await assign(a, "S1", "service-agent", "SVC-1")  # a later number, committed first
+            await eventually(lambda: outcome(a, "S1"), lambda o: o == DECIDE, timeout=5, what="S1's role")
+        await eventually(lambda: outcome(a, "S2"), lambda o: o == DECIDE, timeout=5, what="the late commit")
+    finally:
+        await other.dispose()
