@@ -250,8 +250,9 @@ class ServiceApp:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.link.ready.wait(), timeout=1.0)
             await self._check_readiness()
+            with contextlib.suppress(Exception):  # the database may be down: readiness says so
+                await self.relay.backlog()
             await asyncio.sleep(1.0)
-            await self.relay.backlog()
 
     async def stop(self) -> None:
         """Graceful: NOT_SERVING first, then drain, then stop with grace."""

@@ -56,16 +56,24 @@ class OutboxRelay:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
-    async def stop(self, flush_seconds: float = 2.0) -> None:
-        """Stops the loop; tries one last flush so a clean shutdown leaves little behind."""
+    async def stop(self, flush_seconds: float = 5.0) -> None:
+        """Stops the loop, then publishes what is left for up to `flush_seconds`.
+
+        Whatever is still unpublished after that waits in the outbox for the
+        next start (or another replica): delayed, never lost.
+        """
         self._stopping = True
         self.wake()
         if self._task is not None:
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(self._task, timeout=flush_seconds)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if not self.link.ready.is_set():
+            return
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(flush_seconds):
+                while await self.publish_batch() > 0:
+                    pass
 
     async def _run(self) -> None:
         backoff = 0.1

@@ -110,13 +110,20 @@ class DecisionView:
                 await self._task
 
     async def _follow(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self.poll_seconds)
             try:
                 await self.catch_up()
-            except Exception as exc:  # the database is down: answers fail until it is back
+            except Exception as exc:  # the database is down: retry, say so once
                 self._stale = True
-                log.warning("decision_view.catch_up_failed", error=str(exc) or type(exc).__name__)
+                if not failing:
+                    log.warning("decision_view.catch_up_failed", error=str(exc) or type(exc).__name__)
+                failing = True
+                continue
+            if failing:
+                log.info("decision_view.caught_up_again")
+                failing = False
 
     async def fresh(self) -> DecisionView:
         """The view, caught up with every change this process has committed."""

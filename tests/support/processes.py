@@ -1,0 +1,169 @@
+"""The roles service as a real process, for tests that signal or starve it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.support.nats_server import free_port
+from tests.support.tokens import AUDIENCE, ISSUER, TokenMint
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class RolesProcess:
+    def __init__(self, db_url: str, nats_url: str, mint: TokenMint, workdir: Path, **env: str):
+        self.port = free_port()
+        self.log_path = workdir / f"roles-{self.port}.log"
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": f"{ROOT}:{ROOT / 'gen'}",
+            "ENGAGE_DATABASE_URL": db_url,
+            "ENGAGE_NATS_URL": nats_url,
+            "ENGAGE_GRPC_PORT": str(self.port),
+            "ENGAGE_METRICS_PORT": "0",
+            "ENGAGE_AUTH_MODE": "jwt",
+            "ENGAGE_AUTH_JWKS_FILE": str(mint.jwks_file),
+            "ENGAGE_AUTH_ISSUER": ISSUER,
+            "ENGAGE_AUTH_AUDIENCE": AUDIENCE,
+            "ENGAGE_LOG_FORMAT": "json",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def migrate(self) -> None:
+        subprocess.run([sys.executable, "-m", "services.roles.migrate"], env=self.env, check=True, cwd=ROOT, timeout=60)
+
+    def start(self, timeout: float = 30.0) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the process)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.roles.main"], env=self.env, cwd=ROOT, stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.target) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"roles exited with {self.proc.returncode}; see {self.log_path}")
+                try:
+                    answer = health.Check(health_pb2.HealthCheckRequest(service="readiness"), timeout=0.5)
+                    if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.1)
+        raise RuntimeError(f"roles did not become ready; see {self.log_path}")
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class PostgresServer:
+    """A PostgreSQL of the test's own (initdb + pg_ctl), so the test may stop it."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        # Outside pytest's root-only temp tree: the server runs as `postgres`.
+        self.root = Path(tempfile.mkdtemp(prefix="engage-pg-"))
+        self.data = self.root / "data"
+        self.bin = _pg_bin()
+        if os.geteuid() == 0:
+            import pwd
+
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def init(self) -> None:
+        subprocess.run(
+            [f"{self.bin}/initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+            **_as_postgres(),
+        )
+
+    def start(self) -> None:
+        subprocess.run(
+            [
+                f"{self.bin}/pg_ctl",
+                "-D",
+                str(self.data),
+                "-w",
+                "-l",
+                str(self.data / "log"),
+                "-o",
+                f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=on",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+            **_as_postgres(),
+        )
+
+    def stop(self, mode: str = "immediate") -> None:
+        subprocess.run(
+            [f"{self.bin}/pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop"],
+            check=False,
+            capture_output=True,
+            timeout=60,
+            **_as_postgres(),
+        )
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _pg_bin() -> str:
+    base = Path("/usr/lib/postgresql")
+    versions = sorted(base.iterdir()) if base.exists() else []
+    if not versions:
+        raise RuntimeError("PostgreSQL server binaries not found under /usr/lib/postgresql")
+    return str(versions[-1] / "bin")
+
+
+def _as_postgres() -> dict[str, object]:
+    """initdb and pg_ctl refuse to run as root: run them as the postgres user."""
+    if os.geteuid() != 0:
+        return {}
+    import pwd
+
+    pw = pwd.getpwnam("postgres")
+
+    def demote() -> None:
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+
+    return {"preexec_fn": demote}
