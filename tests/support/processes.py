@@ -110,7 +110,7 @@ class PostgresServer:
             check=True,
             capture_output=True,
             timeout=120,
-            **_as_postgres(),
+            user=_pg_user(),
         )
 
     def start(self) -> None:
@@ -129,7 +129,7 @@ class PostgresServer:
             check=True,
             capture_output=True,
             timeout=60,
-            **_as_postgres(),
+            user=_pg_user(),
         )
 
     def stop(self, mode: str = "immediate") -> None:
@@ -138,7 +138,7 @@ class PostgresServer:
             check=False,
             capture_output=True,
             timeout=60,
-            **_as_postgres(),
+            user=_pg_user(),
         )
 
     def remove(self) -> None:
@@ -154,16 +154,6 @@ def _pg_bin() -> str:
     return str(versions[-1] / "bin")
 
 
-def _as_postgres() -> dict[str, object]:
+def _pg_user() -> str | None:
     """initdb and pg_ctl refuse to run as root: run them as the postgres user."""
-    if os.geteuid() != 0:
-        return {}
-    import pwd
-
-    pw = pwd.getpwnam("postgres")
-
-    def demote() -> None:
-        os.setgid(pw.pw_gid)
-        os.setuid(pw.pw_uid)
-
-    return {"preexec_fn": demote}
+    return "postgres" if os.geteuid() == 0 else None
