@@ -85,7 +85,8 @@ async def test_delegation_lets_an_agent_decide_for_the_lead_until_revoked(roles)
     await roles.assignments.RevokeDelegation(
         assignments_pb2.RevokeDelegationRequest(name=delegation.name), metadata=roles.as_person("TL-S"), timeout=5
     )
-    assert (await ask(roles, "S1", amount=eur(1500))).outcome == ESCALATE
+    after = await ask(roles, "S1", amount=eur(1500))
+    assert after.outcome == ESCALATE, after
 
 
 async def test_answers_for_a_past_moment_use_the_role_version_then_in_force(roles):
@@ -104,7 +105,7 @@ async def test_answers_for_a_past_moment_use_the_role_version_then_in_force(role
     now = await ask(roles, "S1", amount=eur(350))
     assert now.outcome == ESCALATE
     then = await ask(roles, "S1", amount=eur(350), at=before)
-    assert then.outcome == DECIDE and then.applied_rule.role_version == 1
+    assert then.outcome == DECIDE and then.applied_rule.role_version == 1, then
 
 
 async def test_bad_questions_get_clear_errors(roles):

@@ -127,7 +127,9 @@ class DecisionView:
 
     async def fresh(self) -> DecisionView:
         """The view, caught up with every change this process has committed."""
-        if self._stale or not self._loaded:
+        # A catch-up in progress may have started before our caller's commit
+        # was visible to it: wait for it and catch up once more.
+        if self._stale or not self._loaded or self._lock.locked():
             await self.catch_up()
         return self
 
@@ -173,20 +175,20 @@ class DecisionView:
         rows = (await s.exec(query.order_by(col(OutboxRow.seq)))).all()
         if not rows:
             return
-        expected = self._seq + 1
-        for row_seq, _subject in rows:
-            seq = int(row_seq or 0)
-            if seq > self._seq:
-                for missing in range(expected, seq):
-                    self._gaps.setdefault(missing, now)
-                expected = seq + 1
-                self._seq = seq
-            self._gaps.pop(seq, None)
+        last, gaps = self._seq, dict(self._gaps)
         changed: dict[str, set[str]] = defaultdict(set)
-        for _seq, subject in rows:
+        for row_seq, subject in rows:
+            seq = int(row_seq or 0)
+            if seq > last:
+                for missing in range(last + 1, seq):
+                    gaps.setdefault(missing, now)
+                last = seq
+            gaps.pop(seq, None)
             collection, _, key = subject.partition("/")
             changed[collection].add(key)
         await self._reload(s, changed)
+        # Only now: a reload that fails (database gone, call cancelled) is retried in full.
+        self._seq, self._gaps = last, gaps
 
     async def _reload(self, s: AsyncSession, changed: dict[str, set[str]]) -> None:
         if ids := changed.get("people"):
