@@ -1,0 +1,1 @@
+"""The skills service: catalogue, assessments, effective levels and role fit."""

@@ -1,0 +1,1 @@
+"""Use cases of the skills service: one transaction each."""

@@ -1,0 +1,1 @@
+"""Pure rules of the skills service: no I/O."""

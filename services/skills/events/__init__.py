@@ -1,0 +1,1 @@
+"""Events the skills service publishes and consumes."""

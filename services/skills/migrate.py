@@ -1,0 +1,33 @@
+"""`python -m services.skills.migrate`: bring the database to the latest
+schema and apply the catalogue seed (once; its events go out through the
+outbox when the service runs)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from services.platform.db import Database
+from services.platform.migrations import upgrade
+from services.skills.app.seeding import apply_seed
+from services.skills.settings import SkillsSettings
+
+MIGRATIONS = Path(__file__).parent / "store" / "migrations"
+
+
+async def migrate(db: Database, *, seed: bool = True) -> None:
+    await upgrade(db, MIGRATIONS)
+    if seed:
+        await apply_seed(db)
+
+
+async def _main() -> None:
+    db = Database(SkillsSettings().resolved_database_url())
+    try:
+        await migrate(db)
+    finally:
+        await db.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(_main())
