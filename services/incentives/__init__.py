@@ -1,0 +1,1 @@
+"""The incentives service: behaviours, schemes, scorecards and awards."""

@@ -1,0 +1,1 @@
+"""Use cases: one transaction each, rules applied, events emitted."""

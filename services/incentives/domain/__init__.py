@@ -1,0 +1,1 @@
+"""Pure rules: catalogue, periods, credit splits, scoring and payout."""

@@ -1,0 +1,1 @@
+"""Events the service publishes and consumes."""

@@ -1,0 +1,31 @@
+"""`python -m services.incentives.migrate`: bring the database to the latest
+schema and seed the behaviour catalogue (idempotent)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from services.incentives.app.catalogue import seed_catalogue
+from services.incentives.settings import IncentivesSettings
+from services.platform.db import Database
+from services.platform.migrations import upgrade
+
+MIGRATIONS = Path(__file__).parent / "store" / "migrations"
+
+
+async def migrate(db: Database) -> None:
+    await upgrade(db, MIGRATIONS)
+    await seed_catalogue(db)
+
+
+async def _main() -> None:
+    db = Database(IncentivesSettings().resolved_database_url())
+    try:
+        await migrate(db)
+    finally:
+        await db.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(_main())

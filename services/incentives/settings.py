@@ -1,0 +1,14 @@
+"""Settings of the incentives service (`ENGAGE_*` environment variables)."""
+
+from services.platform.settings import ServiceSettings
+
+
+class IncentivesSettings(ServiceSettings):
+    service_name: str = "incentives"
+    grpc_port: int = 50053
+    metrics_port: int = 9153
+    # Inbound CRM behaviour events: their own stream, a durable consumer.
+    crm_stream: str = "CRM_BEHAVIOURS"
+    crm_subjects: str = "crm.behaviours.v1.>"
+    # Deliveries of an event before it goes to the dead-letter table.
+    consumer_max_deliver: int = 5
