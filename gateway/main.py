@@ -1,0 +1,34 @@
+"""`python -m gateway.main`: the gateway on ENGAGE_GATEWAY_HOST:ENGAGE_GATEWAY_PORT (127.0.0.1:8080)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from services.platform.log import configure_logging, get_logger
+
+
+def main() -> None:
+    settings = GatewaySettings()
+    configure_logging(settings.log_level, settings.log_format)
+    get_logger(__name__).info(
+        "gateway.starting",
+        host=settings.host,
+        port=settings.port,
+        roles=settings.roles_target,
+        dev_issuer=settings.dev_issuer,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,  # requests are logged by the gateway itself, without query strings or tokens
+        timeout_graceful_shutdown=5,
+        proxy_headers=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

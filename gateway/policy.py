@@ -1,0 +1,245 @@
+"""Who may do what: every authorisation decision of the gateway is made here.
+
+- HR administrators (`hr_admin`) act everywhere.
+- A manager acts within the org units they head (`OrgUnit.manager`) and every
+  unit below them: their team is the people in those units.
+- Everyone acts on themselves: sees their own person, unit and assignments,
+  acknowledges their own roles, asks "who decides?" for themselves.
+
+Each route declares one `Permission` with `requires(...)` (a test fails for a
+route without one). The permission says who may call the route at all; the
+`Access` methods decide per object. An object outside the caller's scope is
+answered like one that does not exist (404, same body).
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Any
+
+from engage.roles.v1 import assignments_pb2, directory_pb2
+from fastapi import Depends, Request
+
+from gateway.identity import Principal, unauthenticated
+from gateway.problems import ProblemError, forbidden, not_found
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Permission(StrEnum):
+    PUBLIC = "public"  # anyone, signed in or not
+    SIGNED_IN = "signed_in"  # any authenticated caller (catalogue, own profile, live events)
+    DIRECTORY_READ = "directory.read"  # org units and people in the caller's scope
+    ASSIGNMENTS_READ = "assignments.read"  # assignments of people or units in scope
+    ASSIGNMENTS_MANAGE = "assignments.manage"  # assign and end roles: HR admins, managers in their units
+    ASSIGNMENTS_ACKNOWLEDGE = "assignments.acknowledge"  # the holder only
+    DECISIONS_CHECK = "decisions.check"  # "who decides?" for a person in scope
+
+
+class Access:
+    """The caller of one request and what they may reach; scope is computed once, lazily."""
+
+    def __init__(self, principal: Principal | None, gateway: Any):
+        self._principal = principal
+        self.gateway = gateway
+        self._managed: set[str] | None = None
+        self._heads: list[str] | None = None
+        self._self: directory_pb2.Person | None = None
+        self._people: dict[str, directory_pb2.Person | None] = {}
+
+    @property
+    def principal(self) -> Principal:
+        if self._principal is None:
+            raise unauthenticated()
+        return self._principal
+
+    @property
+    def signed_in(self) -> bool:
+        return self._principal is not None
+
+    @property
+    def is_admin(self) -> bool:
+        return self._principal is not None and self._principal.is_admin
+
+    # ---- scope ----------------------------------------------------------------------
+
+    async def _load_scope(self) -> None:
+        if self._managed is not None:
+            return
+        units = await self.gateway.roles.all_units(self.principal)
+        me = self.principal.person
+        children: dict[str, list[str]] = {}
+        for u in units:
+            children.setdefault(u.parent, []).append(u.name)
+        heads = [u.name for u in units if me and u.manager == me]
+        managed: set[str] = set()
+        stack = list(heads)
+        while stack:
+            name = stack.pop()
+            if name not in managed:
+                managed.add(name)
+                stack += children.get(name, [])
+        # Roots: headed units not inside another headed unit.
+        parents = {u.name: u.parent for u in units}
+        roots = []
+        for h in heads:
+            p = parents.get(h, "")
+            while p and p not in heads:
+                p = parents.get(p, "")
+            if not p:
+                roots.append(h)
+        self._heads = sorted(roots)
+        self._managed = managed
+
+    async def heads(self) -> list[str]:
+        """Top units the caller heads (their team is everyone in these subtrees)."""
+        await self._load_scope()
+        return list(self._heads or [])
+
+    async def is_manager(self) -> bool:
+        return bool(await self.heads())
+
+    async def me(self) -> directory_pb2.Person | None:
+        if self._self is None and self.principal.person:
+            self._self = await self.person(self.principal.person)
+        return self._self
+
+    async def person(self, name: str) -> directory_pb2.Person | None:
+        """The person, or None if they do not exist."""
+        if name not in self._people:
+            try:
+                self._people[name] = await self.gateway.roles.get_person(name, self.principal)
+            except ProblemError as exc:
+                if exc.status not in (404, 422):
+                    raise
+                self._people[name] = None
+        return self._people[name]
+
+    async def manages_unit(self, unit: str) -> bool:
+        if self.is_admin:
+            return True
+        await self._load_scope()
+        return unit in (self._managed or set())
+
+    async def sees_unit(self, unit: str) -> bool:
+        if await self.manages_unit(unit):
+            return True
+        me = await self.me()
+        return me is not None and me.org_unit == unit
+
+    async def sees_person(self, name: str) -> bool:
+        if self.is_admin or name == self.principal.person:
+            return True
+        person = await self.person(name)
+        return person is not None and await self.manages_unit(person.org_unit)
+
+    async def sees_assignment(self, a: assignments_pb2.Assignment) -> bool:
+        return await self.manages_unit(a.org_unit) or await self.sees_person(a.person)
+
+    # ---- decisions that raise -------------------------------------------------------------
+
+    async def require_unit(self, unit: str) -> None:
+        if not await self.sees_unit(unit):
+            raise not_found()
+
+    async def require_person(self, name: str) -> None:
+        if not await self.sees_person(name):
+            raise not_found()
+
+    async def require_assignment(self, a: assignments_pb2.Assignment) -> None:
+        if not await self.sees_assignment(a):
+            raise not_found()
+
+    async def require_assign(self, person: str, unit: str) -> None:
+        """May assign `person` a role in `unit`: both must be in the caller's managed scope."""
+        if self.is_admin:
+            return
+        if not await self.manages_unit(unit) or not await self.sees_person(person):
+            raise not_found()
+
+    async def require_end(self, a: assignments_pb2.Assignment) -> None:
+        await self.require_assignment(a)
+        if not await self.manages_unit(a.org_unit):
+            raise forbidden("Only an HR administrator or a manager of the unit may end this assignment.")
+
+    async def require_acknowledge(self, a: assignments_pb2.Assignment) -> None:
+        await self.require_assignment(a)
+        if a.person != self.principal.person:
+            raise forbidden("Only the holder may acknowledge an assignment.")
+
+
+def _same_origin(request: Request, public_origin: str) -> bool:
+    expected = public_origin.rstrip("/") or f"{request.url.scheme}://{request.headers.get('host', '')}"
+    origin = request.headers.get("origin")
+    if origin:
+        return origin.rstrip("/") == expected
+    referer = request.headers.get("referer", "")
+    return referer == expected or referer.startswith(expected + "/")
+
+
+async def authenticate(request: Request) -> Principal | None:
+    gateway = request.app.state.gateway
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthenticated("Authorization must be 'Bearer <token>'.")
+        return await gateway.verifier.verify(token.strip())
+    cookie = request.cookies.get(gateway.settings.cookie_name)
+    if cookie:
+        principal: Principal = await gateway.verifier.verify(cookie, via_cookie=True)
+        # The cookie is SameSite=Lax; unsafe methods must also come from our own pages.
+        if request.method not in SAFE_METHODS and not _same_origin(request, gateway.settings.public_origin):
+            raise ProblemError(403, "Cross-site request refused (Origin does not match).", "CSRF")
+        return principal
+    return None
+
+
+def _rate_limit(request: Request, principal: Principal | None) -> None:
+    gateway = request.app.state.gateway
+    client = request.client.host if request.client else "unknown"
+    key = f"sub:{principal.subject}" if principal else f"ip:{client}"
+    wait = gateway.limiter.take(key)
+    if wait > 0:
+        raise ProblemError(
+            429, "Too many requests; slow down.", "RATE_LIMITED", headers={"Retry-After": str(max(1, math.ceil(wait)))}
+        )
+
+
+def requires(permission: Permission) -> Any:
+    """Route dependency: authenticates, rate-limits and checks the route's permission."""
+
+    async def access(request: Request) -> Access:
+        try:
+            principal = await authenticate(request)
+        except ProblemError:
+            if permission is not Permission.PUBLIC:
+                raise
+            principal = None
+        _rate_limit(request, principal)
+        result = Access(principal, request.app.state.gateway)
+        if permission is Permission.PUBLIC:
+            return result
+        if principal is None:
+            raise unauthenticated()
+        if permission is Permission.ASSIGNMENTS_ACKNOWLEDGE and not principal.person:
+            raise forbidden("Only people acknowledge roles; this token names no person.")
+        if permission is Permission.ASSIGNMENTS_MANAGE and not principal.is_admin and not await result.is_manager():
+            raise forbidden("Only HR administrators and managers assign or end roles.")
+        return result
+
+    access.permission = permission  # type: ignore[attr-defined]
+    return Depends(access)
+
+
+def route_permission(dependant: Any) -> Permission | None:
+    """The permission a route declared (for the test that every route declares one)."""
+    for dep in dependant.dependencies:
+        found = getattr(dep.call, "permission", None)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        nested = route_permission(dep)
+        if nested is not None:
+            return nested
+    return None

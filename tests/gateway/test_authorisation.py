@@ -1,0 +1,205 @@
+"""Every route declares a permission, and every route x every kind of user gets the expected status."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from starlette.routing import Mount
+
+from gateway.app import create_app
+from gateway.policy import route_permission
+from tests.gateway.conftest import Stack
+
+KINDS = ["admin", "line_manager", "other_manager", "employee_self", "employee_other", None]
+A1 = "people/A1"
+
+
+def all_routes(routes: list[Any]) -> list[Any]:
+    """Routes with included routers flattened (FastAPI keeps them as `_IncludedRouter`)."""
+    flat: list[Any] = []
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        flat += all_routes(list(inner.routes)) if inner is not None else [route]
+    return flat
+
+
+def test_every_route_declares_a_permission() -> None:
+    app = create_app()
+    missing = []
+    routes = all_routes(list(app.routes))
+    assert len([r for r in routes if isinstance(r, APIRoute)]) > 30
+    for route in routes:
+        if isinstance(route, Mount) and route.path == "/static":
+            continue  # stylesheet and script: public files
+        if not isinstance(route, APIRoute):
+            if route.path in {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}:
+                continue  # FastAPI's own documentation routes
+            missing.append(route.path)
+        elif route_permission(route.dependant) is None:
+            missing.append(f"{sorted(route.methods)} {route.path}")
+    assert not missing, f"routes without a declared permission: {missing}"
+
+
+@dataclass
+class Case:
+    name: str
+    expected: dict[str | None, int]  # user kind -> status
+    call: Callable[[Stack, str | None], Awaitable[Any]]
+
+
+def get(path: str, **params: str) -> Callable[[Stack, str | None], Awaitable[Any]]:
+    async def run(stack: Stack, user: str | None) -> Any:
+        return await stack.client.get(path, params=params, headers=stack.auth(user))
+
+    return run
+
+
+def by(admin: int, line: int, other: int, self_: int, colleague: int, anon: int) -> dict[str | None, int]:
+    return dict(zip(KINDS, [admin, line, other, self_, colleague, anon], strict=True))
+
+
+async def create(stack: Stack, user: str | None) -> Any:
+    start, end = stack.period()
+    body = {"person": A1, "role": "roles/service-agent", "orgUnit": "orgUnits/SALES-N"}
+    body |= {"validFrom": start.isoformat(), "validTo": end.isoformat(), "reason": "matrix"}
+    return await stack.client.post("/api/v1/assignments", json=body, headers=stack.auth(user))
+
+
+async def end(stack: Stack, user: str | None) -> Any:
+    aid = await stack.assignment()
+    return await stack.client.post(f"/api/v1/assignments/{aid}/end", json=stack.end_body(aid), headers=stack.auth(user))
+
+
+async def acknowledge(stack: Stack, user: str | None) -> Any:
+    aid = await stack.assignment()
+    return await stack.client.post(f"/api/v1/assignments/{aid}/acknowledge", headers=stack.auth(user))
+
+
+async def read_assignment(stack: Stack, user: str | None) -> Any:
+    aid = await stack.assignment()
+    return await stack.client.get(f"/api/v1/assignments/{aid}", headers=stack.auth(user))
+
+
+async def web_assign(stack: Stack, user: str | None) -> Any:
+    start, _ = stack.period()
+    form = {"person": A1, "role": "roles/service-agent", "orgUnit": "orgUnits/SALES-N"}
+    form |= {"validFrom": start.date().isoformat(), "validTo": start.replace(month=6).date().isoformat(), "reason": "x"}
+    return await stack.client.post("/assign", data=form, headers=stack.auth(user))
+
+
+async def web_end(stack: Stack, user: str | None) -> Any:
+    aid = await stack.assignment()
+    return await stack.client.post(f"/assignments/{aid}/end", data={"reason": "x"}, headers=stack.auth(user))
+
+
+async def web_acknowledge(stack: Stack, user: str | None) -> Any:
+    aid = await stack.assignment()
+    return await stack.client.post(f"/me/assignments/{aid}/acknowledge", data={}, headers=stack.auth(user))
+
+
+async def events_anonymous(stack: Stack, user: str | None) -> Any:
+    return await stack.client.get("/api/v1/events", headers=stack.auth(user))
+
+
+OK_ALL = by(200, 200, 200, 200, 200, 401)
+CASES = [
+    Case("GET /api/v1/me", OK_ALL, get("/api/v1/me")),
+    Case("GET /api/v1/me/team", OK_ALL, get("/api/v1/me/team")),
+    Case(
+        "GET /api/v1/me/team?orgUnit",
+        by(200, 200, 404, 404, 404, 401),
+        get("/api/v1/me/team", orgUnit="orgUnits/SALES-N"),
+    ),
+    Case("GET /api/v1/orgUnits", by(200, 200, 404, 404, 404, 401), get("/api/v1/orgUnits", parent="orgUnits/SALES")),
+    Case("GET /api/v1/orgUnits (no parent)", by(200, 422, 422, 422, 422, 401), get("/api/v1/orgUnits")),
+    Case("GET /api/v1/orgUnits/{id}", by(200, 200, 404, 200, 200, 401), get("/api/v1/orgUnits/SALES-N")),
+    Case("GET /api/v1/orgUnits/{id} (parent)", by(200, 200, 404, 404, 404, 401), get("/api/v1/orgUnits/SALES")),
+    Case("GET /api/v1/people", by(200, 200, 404, 404, 404, 401), get("/api/v1/people", orgUnit="orgUnits/SALES-N")),
+    Case("GET /api/v1/people/{id}", by(200, 200, 404, 200, 404, 401), get("/api/v1/people/A1")),
+    Case("GET /api/v1/roles", OK_ALL, get("/api/v1/roles")),
+    Case("GET /api/v1/roles/{id}", OK_ALL, get("/api/v1/roles/service-agent")),
+    Case("GET /api/v1/decisionCategories", OK_ALL, get("/api/v1/decisionCategories")),
+    Case("GET /api/v1/decisionCategories/{id}", OK_ALL, get("/api/v1/decisionCategories/customer-refund")),
+    Case("GET /api/v1/assignments", by(200, 200, 404, 200, 404, 401), get("/api/v1/assignments", person=A1)),
+    Case(
+        "GET /api/v1/assignments?orgUnit",
+        by(200, 200, 404, 404, 404, 401),
+        get("/api/v1/assignments", orgUnit="orgUnits/SALES-N", includeDescendants="true"),
+    ),
+    Case("GET /api/v1/assignments/{id}", by(200, 200, 404, 200, 404, 401), read_assignment),
+    Case("POST /api/v1/assignments", by(201, 201, 404, 403, 403, 401), create),
+    Case("POST /api/v1/assignments/{id}/end", by(200, 200, 404, 403, 403, 401), end),
+    Case("POST /api/v1/assignments/{id}/acknowledge", by(403, 403, 404, 200, 404, 401), acknowledge),
+    Case(
+        "GET /api/v1/people/{id}/decisions/{category}",
+        by(200, 200, 404, 200, 404, 401),
+        get("/api/v1/people/A1/decisions/customer-refund", amount="100"),
+    ),
+    Case("GET /api/v1/events (anonymous only: a stream)", {None: 401}, events_anonymous),
+    # Pages: anonymous visitors are sent to the sign-in page.
+    Case("GET /", by(303, 303, 303, 303, 303, 303), get("/")),
+    Case("GET /signin", by(200, 200, 200, 200, 200, 200), get("/signin")),
+    Case("GET /healthz", by(200, 200, 200, 200, 200, 200), get("/healthz")),
+    Case("GET /.well-known/jwks.json", by(200, 200, 200, 200, 200, 200), get("/.well-known/jwks.json")),
+    Case(
+        "GET /.well-known/openid-configuration",
+        by(200, 200, 200, 200, 200, 200),
+        get("/.well-known/openid-configuration"),
+    ),
+    Case("GET /team", by(200, 200, 200, 200, 200, 303), get("/team")),
+    Case("GET /team?unit", by(200, 200, 404, 404, 404, 303), get("/team", unit="orgUnits/SALES-N")),
+    Case("GET /team/table", by(200, 200, 200, 200, 200, 303), get("/team/table")),
+    Case("GET /assign", by(200, 200, 200, 403, 403, 303), get("/assign")),
+    Case("POST /assign", by(303, 303, 404, 403, 403, 303), web_assign),
+    Case("POST /assignments/{id}/end", by(303, 303, 404, 403, 403, 303), web_end),
+    Case(
+        "GET /decide",
+        by(200, 200, 404, 200, 404, 303),
+        get("/decide", person=A1, category="decisionCategories/customer-refund"),
+    ),
+    Case("GET /me", by(200, 200, 200, 200, 200, 303), get("/me")),
+    Case("POST /me/assignments/{id}/acknowledge", by(403, 403, 404, 303, 404, 303), web_acknowledge),
+]
+# /signin and /signout (POST) are public and guarded by the same-origin check: tests/gateway/test_api.py.
+SEPARATELY_TESTED = {("POST", "/signin"), ("POST", "/signout")}
+
+
+def test_the_matrix_covers_every_route() -> None:
+    covered = {tuple(c.name.split(" (")[0].split("?")[0].split(" ", 1)) for c in CASES} | SEPARATELY_TESTED
+    app = create_app()
+    routes = {(m, r.path) for r in all_routes(list(app.routes)) if isinstance(r, APIRoute) for m in r.methods}
+    normalised = {
+        (
+            m,
+            p.replace("{unit_id}", "{id}")
+            .replace("{person_id}", "{id}")
+            .replace("{role_id}", "{id}")
+            .replace("{category_id}", "{id}")
+            .replace("{assignment_id}", "{id}")
+            .replace("/decisions/{id}", "/decisions/{category}"),
+        )
+        for m, p in routes
+    }
+    assert normalised <= covered, f"routes missing from the matrix: {sorted(normalised - covered)}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+async def test_route_by_user(stack: Stack, case: Case) -> None:
+    got = {}
+    for kind in case.expected:
+        response = await case.call(stack, kind)
+        got[kind] = response.status_code
+        if response.status_code == 404 and response.headers.get("content-type") == "application/problem+json":
+            assert response.json()["detail"] == "No such resource, or it is not visible to you."
+    assert got == case.expected
+
+
+async def test_another_line_manager_cannot_see_the_team(stack: Stack) -> None:
+    team = (await stack.client.get("/api/v1/me/team", headers=stack.auth("other_manager"))).json()
+    assert not {m["person"]["name"] for m in team["members"]} & {"people/A1", "people/A2", "people/TL-N"}
+    page = await stack.client.get("/team", headers=stack.auth("other_manager"))
+    assert "Agent one" not in page.text and "Service one" in page.text
