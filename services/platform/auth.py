@@ -1,7 +1,7 @@
 """Who is calling: bearer tokens (JWT) verified against a key set.
 
-Tokens carry the caller's roles in the `engage_roles` claim (for example
-`hr_admin`, `hr_system`, `programme_lead`) and, for people, their HR employee
+Tokens carry the caller's roles in the `engage_roles` claim (`hr_admin`, `hr_system`,
+`programme_lead`, `crm_system`) and, for people, their HR employee
 id in `engage_person`. Each RPC declares one permission; `GRANTS` says which
 roles hold it. Finer rules (a manager acts only in the units they head, a
 person acknowledges only their own roles) live in the use cases, which read
@@ -32,14 +32,28 @@ CATALOGUE_WRITE = "catalogue.write"
 ASSIGNMENTS_WRITE = "assignments.write"
 SELF_SERVICE = "self_service"
 
+ASSESSMENTS_WRITE = "assessments.write"
+ASSESSMENTS_IMPORT = "assessments.import"
+BEHAVIOURS_RECORD = "behaviours.record"
+PERIODS_CLOSE = "periods.close"
+AWARDS_DECIDE = "awards.decide"
+
 # Which caller roles hold which permission. "person" is every caller who is a
-# person (has `engage_person`); "service" is every authenticated caller.
+# person (has `engage_person`); "service" is every authenticated caller. Finer
+# rules (which person, which org unit) are the use cases' to check.
 GRANTS: dict[str, frozenset[str]] = {
     READ: frozenset({"service", "person"}),
     DIRECTORY_WRITE: frozenset({"hr_admin", "hr_system"}),
     CATALOGUE_WRITE: frozenset({"hr_admin", "programme_lead"}),
     ASSIGNMENTS_WRITE: frozenset({"hr_admin", "hr_system", "person"}),
     SELF_SERVICE: frozenset({"hr_admin", "person"}),
+    # Skills: people assess themselves, managers their units, HR everyone.
+    ASSESSMENTS_WRITE: frozenset({"hr_admin", "hr_system", "person"}),
+    ASSESSMENTS_IMPORT: frozenset({"hr_admin", "hr_system"}),
+    # Incentives: CRM systems send behaviour events; programme leads close periods.
+    BEHAVIOURS_RECORD: frozenset({"hr_admin", "crm_system"}),
+    PERIODS_CLOSE: frozenset({"hr_admin", "programme_lead"}),
+    AWARDS_DECIDE: frozenset({"hr_admin", "person"}),
 }
 
 ADMIN_ROLES = frozenset({"hr_admin", "hr_system"})

@@ -21,6 +21,7 @@ from typing import Any
 
 import nats.errors
 import sqlalchemy as sa
+from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -36,6 +37,16 @@ from services.platform.log import get_logger
 log = get_logger(__name__)
 
 Handler = Callable[[UnitOfWork, CloudEvent], Awaitable[None]]
+
+
+class Unprocessable(Exception):
+    """Raised by a handler for an event that can never apply (a body that does
+    not parse, a required field missing): it is dead-lettered at once instead
+    of being retried."""
+
+
+# Failures no retry can mend.
+PERMANENT = (Unprocessable, DecodeError)
 
 
 class InboxRow(SQLModel, table=True):
@@ -172,7 +183,7 @@ class EventConsumer:
                         await self.handler(uow, event)
                     done.append(msg)
                 except Exception as exc:
-                    if msg.metadata.num_delivered >= self.max_deliver:
+                    if isinstance(exc, PERMANENT) or msg.metadata.num_delivered >= self.max_deliver:
                         dead.append((msg, f"{type(exc).__name__}: {exc}"))
                     else:
                         log.warning("consumer.retry", consumer=self.name, event_id=event.id, error=str(exc))

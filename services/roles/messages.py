@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from engage.roles.v1 import assignments_pb2, directory_pb2, events_pb2, roles_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import money_pb2
 
 from services.platform.errors import invalid
+from services.platform.protobuf import enum_in, enum_out, ts_in, ts_out, ts_required  # noqa: F401  (re-exported)
 from services.platform.resources import etag_for
 from services.roles.domain.model import (
     Authority,
@@ -35,22 +35,6 @@ from services.roles.store.tables import (
 )
 
 # ---- enums: proto number <-> domain value ---------------------------------
-
-
-def enum_in(enum_type: Any, proto_enum: Any, value: int, prefix: str, field: str, required: bool = True) -> Any:
-    """Proto enum number -> domain enum member (None if unset and optional)."""
-    if value == 0:
-        if required:
-            raise invalid(field, "is required")
-        return None
-    try:
-        return enum_type(proto_enum.Name(value).removeprefix(prefix))
-    except ValueError as exc:
-        raise invalid(field, f"unknown value {value}") from exc
-
-
-def enum_out(proto_enum: Any, prefix: str, value: str) -> int:
-    return int(proto_enum.Value(prefix + value))
 
 
 def kind_in(value: int, field: str) -> OrgUnitKind:
@@ -78,24 +62,6 @@ def scope_in(value: int, field: str) -> Scope:
 
 
 # ---- scalars ------------------------------------------------------------------
-
-
-def ts_out(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(value.astimezone(UTC))
-    return ts
-
-
-def ts_required(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value.astimezone(UTC))
-    return ts
-
-
-def ts_in(value: Timestamp, present: bool) -> datetime | None:
-    return value.ToDatetime(tzinfo=UTC) if present else None
 
 
 def money_in(value: money_pb2.Money, field: str) -> Money:

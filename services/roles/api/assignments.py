@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import grpc
 from engage.roles.v1 import assignments_pb2, assignments_pb2_grpc
 
@@ -115,7 +117,7 @@ class AssignmentServicer(assignments_pb2_grpc.AssignmentServiceServicer):
             ],
             max_amount=messages.money_in(d.max_amount, "delegation.max_amount") if d.HasField("max_amount") else None,
             valid_from=messages.ts_in(d.valid_from, d.HasField("valid_from")),
-            valid_to=d.valid_to.ToDatetime(tzinfo=messages.UTC),
+            valid_to=d.valid_to.ToDatetime(tzinfo=UTC),
             reason=_reason(d.reason, "delegation.reason"),
         )
         return messages.delegation_out(await uc.create_delegation(self.db, new, request.request_id, request))

@@ -16,8 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.platform.auth import Identity, current_identity
 from services.platform.db import Database, UnitOfWork, utcnow
 from services.platform.errors import FailedPrecondition, FieldViolation, NotFound, PermissionDenied, invalid
+from services.platform.lookups import get_or_404
 from services.platform.resources import Page, check_etag, recall_request, remember_request
-from services.roles.app.lookups import get_or_404
 from services.roles.domain.model import LEVEL_NAMES, ManagementLevel, Money, PersonStatus, RoleState, Scope
 from services.roles.events.outgoing import assignment_event, delegation_event
 from services.roles.store.tables import (

@@ -13,9 +13,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.platform.db import Database, UnitOfWork, utcnow
 from services.platform.errors import AlreadyExists, FailedPrecondition, NotFound, invalid
+from services.platform.lookups import get_or_404
 from services.platform.resources import Page, check_etag, recall_request, remember_request
 from services.roles import messages
-from services.roles.app.lookups import get_or_404
 from services.roles.domain.model import TIER_BANDS, RoleContent, RoleState, Tier, validate_role
 from services.roles.events.outgoing import assignment_event, category_event, role_event
 from services.roles.store.tables import AssignmentRow, DecisionCategoryRow, DelegationRow, RoleRow, RoleVersionRow

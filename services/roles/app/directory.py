@@ -13,9 +13,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.platform.db import Database, utcnow
 from services.platform.errors import AlreadyExists, FailedPrecondition, FieldViolation, invalid
+from services.platform.lookups import get_or_404, get_reference
 from services.platform.resources import Page, check_etag, recall_request, remember_request
 from services.roles.app.assignments import offboard
-from services.roles.app.lookups import get_or_404, get_reference
 from services.roles.domain.model import OrgUnitKind, PersonStatus
 from services.roles.events.outgoing import org_unit_event, person_event
 from services.roles.store.tables import AssignmentRow, OrgUnitRow, PersonRow

@@ -1,8 +1,8 @@
-"""Loading rows by id with the right error when they are missing."""
+"""Loading rows by key with the right error when they are missing."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -12,14 +12,14 @@ from services.platform.errors import NotFound, invalid
 RowT = TypeVar("RowT", bound=SQLModel)
 
 
-async def get_or_404(session: AsyncSession, row_type: type[RowT], key: str, name: str, *, lock: bool = False) -> RowT:
+async def get_or_404(session: AsyncSession, row_type: type[RowT], key: Any, name: str, *, lock: bool = False) -> RowT:
     row = await session.get(row_type, key, with_for_update=lock or None)
     if row is None:
         raise NotFound(f"{name} does not exist")
     return row
 
 
-async def get_reference(session: AsyncSession, row_type: type[RowT], key: str, name: str, field: str) -> RowT:
+async def get_reference(session: AsyncSession, row_type: type[RowT], key: Any, name: str, field: str) -> RowT:
     """A row named by a request field: a missing one is the request's fault."""
     row = await session.get(row_type, key)
     if row is None:
