@@ -274,7 +274,7 @@ async def test_bulk_import_reports_each_row_and_can_be_re_run(stack):
         skills.assessments.ImportAssessments(stream(changed), metadata=skills.as_person("TL-S")),
         grpc.StatusCode.PERMISSION_DENIED,
     )
-    assert "directory.write" in err.message
+    assert "assessments.import" in err.message
 
     # Certifications that run out soon, for the service line only.
     soon = await skills.assessments.ListExpiringCertifications(
