@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import uvicorn
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from services.platform.log import configure_logging, get_logger
+
+
+async def serve(settings: GatewaySettings) -> None:
+    # The app opens gRPC channels, which belong to the loop they are made in:
+    # build it inside the loop uvicorn serves on.
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,  # requests are logged by the gateway itself, without query strings or tokens
+        timeout_graceful_shutdown=5,
+        proxy_headers=False,
+    )
+    await uvicorn.Server(config).serve()
 
 
 def main() -> None:
@@ -19,15 +37,7 @@ def main() -> None:
         roles=settings.roles_target,
         dev_issuer=settings.dev_issuer,
     )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,  # requests are logged by the gateway itself, without query strings or tokens
-        timeout_graceful_shutdown=5,
-        proxy_headers=False,
-    )
+    asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -98,3 +98,21 @@ class CloudEvent:
             id=h["ce-id"],
             time=time.astimezone(UTC) if time else datetime.now(UTC),
         )
+
+
+def change_event(
+    service: str, entity: str, verb: str, subject: str, body: Message, revision: int, partition: str = ""
+) -> CloudEvent:
+    """The event of a change: `engage.<service>.v1.<entity>.<verb>`, its
+    sequence the entity's revision, its `authid` the caller who made it."""
+    from services.platform.auth import current_identity  # auth is not needed to read events
+
+    return CloudEvent.of(
+        f"engage.{service}.v1.{entity}.{verb}",
+        f"/engage/{service}",
+        subject,
+        body,
+        sequence=revision,
+        partitionkey=partition or subject,
+        authid=current_identity().actor,
+    )

@@ -11,23 +11,13 @@ from google.protobuf.message import Message
 
 from services.incentives import messages
 from services.incentives.store.tables import AwardRow, BehaviourTypeRow
-from services.platform.auth import current_identity
-from services.platform.cloudevents import CloudEvent
+from services.platform.cloudevents import CloudEvent, change_event
 
 SOURCE = "/engage/incentives"
-PREFIX = "engage.incentives.v1"
 
 
 def _event(entity: str, verb: str, subject: str, body: Message, revision: int, partition: str = "") -> CloudEvent:
-    return CloudEvent.of(
-        f"{PREFIX}.{entity}.{verb}",
-        SOURCE,
-        subject,
-        body,
-        sequence=revision,
-        partitionkey=partition or subject,
-        authid=current_identity().actor,
-    )
+    return change_event("incentives", entity, verb, subject, body, revision, partition)
 
 
 def behaviour_type_event(verb: str, row: BehaviourTypeRow) -> CloudEvent:

@@ -11,8 +11,7 @@ from datetime import datetime
 from engage.roles.v1 import events_pb2
 from google.protobuf.message import Message
 
-from services.platform.auth import current_identity
-from services.platform.cloudevents import CloudEvent
+from services.platform.cloudevents import CloudEvent, change_event
 from services.roles import messages
 from services.roles.store.tables import (
     AssignmentRow,
@@ -24,19 +23,10 @@ from services.roles.store.tables import (
 )
 
 SOURCE = "/engage/roles"
-PREFIX = "engage.roles.v1"
 
 
 def _event(entity: str, verb: str, subject: str, body: Message, revision: int, partition: str = "") -> CloudEvent:
-    return CloudEvent.of(
-        f"{PREFIX}.{entity}.{verb}",
-        SOURCE,
-        subject,
-        body,
-        sequence=revision,
-        partitionkey=partition or subject,
-        authid=current_identity().actor,
-    )
+    return change_event("roles", entity, verb, subject, body, revision, partition)
 
 
 def org_unit_event(verb: str, row: OrgUnitRow) -> CloudEvent:

@@ -9,25 +9,15 @@ from __future__ import annotations
 from engage.skills.v1 import events_pb2
 from google.protobuf.message import Message
 
-from services.platform.auth import current_identity
-from services.platform.cloudevents import CloudEvent
+from services.platform.cloudevents import CloudEvent, change_event
 from services.skills import messages
 from services.skills.store.tables import ProficiencyScaleRow, SkillCategoryRow, SkillLevelRow, SkillRow
 
 SOURCE = "/engage/skills"
-PREFIX = "engage.skills.v1"
 
 
 def _event(entity: str, verb: str, subject: str, body: Message, revision: int, partition: str = "") -> CloudEvent:
-    return CloudEvent.of(
-        f"{PREFIX}.{entity}.{verb}",
-        SOURCE,
-        subject,
-        body,
-        sequence=revision,
-        partitionkey=partition or subject,
-        authid=current_identity().actor,
-    )
+    return change_event("skills", entity, verb, subject, body, revision, partition)
 
 
 def scale_event(verb: str, row: ProficiencyScaleRow) -> CloudEvent:
