@@ -1,0 +1,1 @@
+"""`make bench`: performance figures of the roles service against a bare gRPC echo baseline."""
