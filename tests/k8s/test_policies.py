@@ -1,7 +1,9 @@
 """Policies over the rendered YAML: the restricted Pod Security Standard,
-probes, requests and limits, pinned images, no API tokens, termination grace
-longer than the drain, deny-by-default NetworkPolicies covering every pod, the
-NATS durability settings, and in prod disruption budgets, zone spreading and
+probes (gRPC for the services, HTTP for the gateway), requests and limits,
+pinned images, no API tokens, termination grace longer than the drain,
+deny-by-default NetworkPolicies covering every pod, the flows they must allow
+and refuse (gateway, edges, CRM publishers, PostgreSQL, NATS), the NATS
+durability settings, and in prod disruption budgets, zone spreading and
 three replicas.
 
 Every policy is shown to hold on the real manifests and to fail on a copy
@@ -90,6 +92,32 @@ def remove(docs: Docs, kind: str, name: str) -> None:
     docs.remove(obj(docs, kind, name))
 
 
+def pod_labels(docs: Docs, deployment: str) -> dict[str, str]:
+    labels: dict[str, str] = obj(docs, "Deployment", deployment)["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def unguard_gateway(docs: Docs) -> None:
+    """No gateway policy, and no label that another policy selects it by."""
+    remove(docs, "NetworkPolicy", "gateway")
+    pod_labels(docs, "gateway").pop("engage.dev/nats-client")
+
+
+def _crm_rule_index(docs: Docs) -> int:
+    rules = obj(docs, "NetworkPolicy", "nats")["spec"]["ingress"]
+    return next(i for i, r in enumerate(rules) if any("engage.dev/crm" in str(p) for p in r.get("from", [])))
+
+
+def crm_peer(docs: Docs) -> dict[str, Any]:
+    rule = obj(docs, "NetworkPolicy", "nats")["spec"]["ingress"][_crm_rule_index(docs)]
+    peer: dict[str, Any] = rule["from"][0]
+    return peer
+
+
+def drop_crm_rule(docs: Docs) -> None:
+    obj(docs, "NetworkPolicy", "nats")["spec"]["ingress"].pop(_crm_rule_index(docs))
+
+
 Breakage = tuple[str, str, str, Callable[[Docs], None]]
 
 BREAKAGES: list[Breakage] = [
@@ -166,6 +194,36 @@ BREAKAGES: list[Breakage] = [
         "readiness or liveness",
         lambda d: container(d, "StatefulSet", "nats", "nats").pop("readinessProbe"),
     ),
+    (
+        "probes",
+        "prod",
+        "not an HTTP GET",
+        lambda d: container(d, "Deployment", "gateway", "gateway").update(readinessProbe={"tcpSocket": {"port": 8080}}),
+    ),
+    (
+        "probes",
+        "dev",
+        "is not /healthz",
+        lambda d: container(d, "Deployment", "gateway", "gateway")["livenessProbe"]["httpGet"].update(path="/"),
+    ),
+    (
+        "probes",
+        "prod",
+        "not the http port",
+        lambda d: container(d, "Deployment", "gateway", "gateway")["startupProbe"]["httpGet"].update(port=9000),
+    ),
+    (
+        "probes",
+        "dev",
+        "Deployment/skills/skills: readinessProbe",
+        lambda d: container(d, "Deployment", "skills", "skills")["readinessProbe"]["grpc"].update(service=""),
+    ),
+    (
+        "probes",
+        "prod",
+        "Deployment/incentives/incentives: startup probe port",
+        lambda d: container(d, "Deployment", "incentives", "incentives")["startupProbe"]["grpc"].update(port=50051),
+    ),
     # resources
     (
         "resources",
@@ -194,7 +252,21 @@ BREAKAGES: list[Breakage] = [
         "Cluster/engage-pg",
         lambda d: obj(d, "Cluster", "engage-pg")["spec"].update(imageName="ghcr.io/cloudnative-pg/postgresql"),
     ),
+    (
+        "restricted",
+        "prod",
+        "Deployment/gateway/gateway: readOnlyRootFilesystem",
+        lambda d: container(d, "Deployment", "gateway", "gateway")["securityContext"].update(
+            readOnlyRootFilesystem=False
+        ),
+    ),
     # service accounts
+    (
+        "service-accounts",
+        "dev",
+        "ServiceAccount/incentives",
+        lambda d: obj(d, "ServiceAccount", "incentives").update(automountServiceAccountToken=True),
+    ),
     (
         "service-accounts",
         "prod",
@@ -225,6 +297,52 @@ BREAKAGES: list[Breakage] = [
         "prod",
         "port 4333",
         lambda d: obj(d, "NetworkPolicy", "nats")["spec"]["ingress"][0]["ports"][0].update(port=4333),
+    ),
+    (
+        "network-policies",
+        "prod",
+        "Deployment/gateway: selected by no NetworkPolicy",
+        lambda d: unguard_gateway(d),
+    ),
+    # flows
+    ("flows", "prod", "a CRM publisher cannot reach StatefulSet/nats on 4222", lambda d: drop_crm_rule(d)),
+    (
+        "flows",
+        "dev",
+        "a CRM pod without the publisher label can reach StatefulSet/nats",
+        lambda d: crm_peer(d).pop("podSelector"),
+    ),
+    (
+        "flows",
+        "prod",
+        "a publisher-labelled pod in an unlabelled namespace can reach",
+        lambda d: crm_peer(d).update(namespaceSelector={}),
+    ),
+    (
+        "flows",
+        "dev",
+        "Deployment/gateway cannot reach Deployment/incentives on grpc",
+        lambda d: obj(d, "NetworkPolicy", "gateway")["spec"].pop("egress"),
+    ),
+    (
+        "flows",
+        "prod",
+        "Deployment/gateway can reach Cluster/engage-pg on 5432 (must not)",
+        lambda d: pod_labels(d, "gateway").update({"engage.dev/postgres-client": "true"}),
+    ),
+    (
+        "flows",
+        "dev",
+        "the HTTP edge cannot reach Deployment/gateway on http",
+        lambda d: obj(d, "NetworkPolicy", "gateway")["spec"]["ingress"][0]["from"][0].update(
+            namespaceSelector={"matchLabels": {"engage.dev/http": "true"}}
+        ),
+    ),
+    (
+        "flows",
+        "prod",
+        "the gRPC edge cannot reach Deployment/skills on grpc",
+        lambda d: pod_labels(d, "skills").update({"app.kubernetes.io/component": "skills"}),
     ),
     # NATS
     ("nats", "dev", "sync_interval", lambda d: nats_conf(d, lambda c: c.replace("sync_interval: always", ""))),
@@ -271,6 +389,24 @@ BREAKAGES: list[Breakage] = [
     ),
     ("disruption", "prod", "sets replicas", lambda d: obj(d, "Deployment", "roles")["spec"].update(replicas=3)),
     ("disruption", "prod", "3 instances", lambda d: obj(d, "Cluster", "engage-pg")["spec"].update(instances=1)),
+    (
+        "disruption",
+        "prod",
+        "Deployment/gateway: no PodDisruptionBudget",
+        lambda d: remove(d, "PodDisruptionBudget", "gateway"),
+    ),
+    (
+        "disruption",
+        "prod",
+        "Deployment/skills: no HorizontalPodAutoscaler",
+        lambda d: remove(d, "HorizontalPodAutoscaler", "skills"),
+    ),
+    (
+        "disruption",
+        "prod",
+        "Deployment/incentives: not spread across zones",
+        lambda d: pod_spec(d, "Deployment", "incentives").pop("topologySpreadConstraints"),
+    ),
     ("disruption", "dev", "no PodDisruptionBudget", lambda d: None),  # dev has none: the check would fail there
 ]
 

@@ -26,6 +26,9 @@ from tests.k8s.manifests import (
 
 README = (K8S / "README.md").read_text()
 
+GRPC_SERVICES = ("roles", "skills", "incentives")
+DEPLOYMENTS = (*GRPC_SERVICES, "gateway")
+
 # Created by CloudNativePG for the Cluster engage-pg, not by the manifests.
 CREATED_BY_CNPG = {("Secret", "engage-pg-ca"), ("Service", "engage-pg-rw")}
 
@@ -54,7 +57,8 @@ def _replicas(docs: Docs, kind: str, name: str) -> Any:
 
 def test_dev_runs_one_of_each_with_nats_and_postgres_in_the_cluster() -> None:
     docs = rendered("dev")
-    assert _replicas(docs, "Deployment", "roles") == 1
+    for name in DEPLOYMENTS:
+        assert _replicas(docs, "Deployment", name) == 1, name
     assert _replicas(docs, "StatefulSet", "nats") == 1
     assert _replicas(docs, "StatefulSet", "postgres") == 1
     assert find(docs, "Service", "engage-pg-rw") is not None
@@ -66,11 +70,46 @@ def test_prod_runs_three_of_each_with_cloudnativepg_and_a_nats_cluster() -> None
     assert _replicas(docs, "Cluster", "engage-pg") == 3
     assert _replicas(docs, "StatefulSet", "nats") == 3
     assert find(docs, "StatefulSet", "postgres") is None
-    hpa = find(docs, "HorizontalPodAutoscaler", "roles")
-    assert hpa is not None and hpa["spec"]["minReplicas"] == 3
-    assert {p["metadata"]["name"] for p in of_kind(docs, "PodDisruptionBudget")} == {"roles", "nats"}
+    for name in DEPLOYMENTS:
+        hpa = find(docs, "HorizontalPodAutoscaler", name)
+        assert hpa is not None and hpa["spec"]["minReplicas"] == 3, name
+    assert {p["metadata"]["name"] for p in of_kind(docs, "PodDisruptionBudget")} == {*DEPLOYMENTS, "nats"}
     assert find(docs, "ScheduledBackup", "engage-pg-daily") is not None
-    assert find(docs, "GRPCRoute", "roles") is not None
+    for name in GRPC_SERVICES:
+        assert find(docs, "GRPCRoute", name) is not None, name
+    assert find(docs, "HTTPRoute", "gateway") is not None
+
+
+def test_each_service_has_its_own_database_login_and_secret(docs: Docs) -> None:
+    """Never one database for two services: distinct database, Secret and (in
+    prod) CloudNativePG Database and managed role per service."""
+    seen: dict[str, tuple[str, str]] = {}
+    for pod in pods(docs):
+        if not pod.is_service:
+            continue
+        (main,) = pod.spec["containers"]
+        env = {e["name"]: e for e in main["env"]}
+        database = env["ENGAGE_DATABASE_URL"]["value"].rsplit("/", 1)[-1]
+        secret = env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
+        assert env["PGUSER"]["valueFrom"]["secretKeyRef"]["name"] == secret, pod.owner
+        seen[pod.workload["metadata"]["name"]] = (database, secret)
+    assert set(seen) == set(GRPC_SERVICES)
+    assert len({d for d, _ in seen.values()}) == len(seen), seen
+    assert len({s for _, s in seen.values()}) == len(seen), seen
+    for name, (database, secret) in seen.items():
+        assert (database, secret) == (name, f"engage-{name}-db")
+    clusters = of_kind(docs, "Cluster")
+    for cluster in clusters:
+        roles = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
+        for name, (_database, secret) in seen.items():
+            assert roles[name]["passwordSecret"]["name"] == secret
+        owners = {d["spec"]["name"]: d["spec"]["owner"] for d in of_kind(docs, "Database")}
+        assert owners == {name: name for name in GRPC_SERVICES}
+    if not clusters:  # dev: the init script creates one role and database per service
+        script = next(c for c in of_kind(docs, "ConfigMap") if c["metadata"]["name"].startswith("postgres-initdb"))
+        body = script["data"]["10-engage-databases.sh"]
+        for name in GRPC_SERVICES:
+            assert f'create_service_database {name} "$ENGAGE_{name.upper()}_DB_PASSWORD"' in body
 
 
 def _references(docs: Docs) -> set[tuple[str, str]]:
@@ -138,7 +177,7 @@ def test_every_name_an_object_refers_to_exists(docs: Docs) -> None:
         assert exists(hpa["spec"]["scaleTargetRef"]["kind"], hpa["spec"]["scaleTargetRef"]["name"]), ident(hpa)
     for pdb in of_kind(docs, "PodDisruptionBudget"):
         assert any(selects(pdb["spec"]["selector"], p.labels) for p in pods(docs)), ident(pdb)
-    for route in of_kind(docs, "GRPCRoute"):
+    for route in of_kind(docs, "GRPCRoute") + of_kind(docs, "HTTPRoute"):
         for rule in route["spec"]["rules"]:
             for backend in rule["backendRefs"]:
                 service = find(docs, "Service", backend["name"])

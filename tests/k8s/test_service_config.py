@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 import pytest
 from pydantic_settings import BaseSettings
 
+from gateway.settings import GatewaySettings
 from services.platform.settings import ServiceSettings
 from tests.k8s.manifests import Docs, Pod, container_ports, containers, env_of, pods
 
@@ -90,3 +91,51 @@ def test_init_containers_migrate_the_same_database_as_the_service(docs: Docs) ->
             == env_of(main, docs, pod.namespace)["ENGAGE_DATABASE_URL"]
         )
         assert init["image"] == main["image"], pod.owner
+
+
+def test_skills_and_incentives_read_their_own_settings(docs: Docs, monkeypatch: pytest.MonkeyPatch) -> None:
+    by_name = {p.workload["metadata"]["name"]: p for p in service_pods(docs)}
+    skills = env_of(by_name["skills"].spec["containers"][0], docs, by_name["skills"].namespace)
+    assert float(skills["ENGAGE_EXPIRY_SWEEP_SECONDS"] or 0) > 0
+    incentives = env_of(by_name["incentives"].spec["containers"][0], docs, by_name["incentives"].namespace)
+    assert incentives["ENGAGE_CRM_STREAM"] == "CRM_BEHAVIOURS"
+    assert incentives["ENGAGE_CRM_SUBJECTS"] == "crm.behaviours.v1.>"
+    assert int(incentives["ENGAGE_CONSUMER_MAX_DELIVER"] or 0) >= 1
+
+
+def test_the_gateway_settings_accept_the_environment(overlay: str, docs: Docs, monkeypatch: pytest.MonkeyPatch) -> None:
+    (pod,) = [p for p in pods(docs) if p.is_gateway]
+    (c,) = pod.spec["containers"]
+    assert c["command"] == ["python", "-m", "gateway.main"]
+    assert "initContainers" not in pod.spec
+    env = env_of(c, docs, pod.namespace)
+    with monkeypatch.context() as m:
+        for key in os.environ:
+            if key.startswith(("ENGAGE_", "PG")):
+                m.delenv(key)
+        for key, value in env.items():
+            m.setenv(key, value if value is not None else "from-a-secret")
+        settings = GatewaySettings()
+    ports = container_ports(pod.spec)
+    assert settings.host == "0.0.0.0"
+    assert settings.port == ports["http"]
+    assert settings.dev_issuer is False, "the development issuer must never run in a cluster"
+    assert settings.cookie_secure is (overlay == "prod")
+    assert settings.oidc_issuer == env["ENGAGE_AUTH_ISSUER"]
+    assert settings.oidc_audience == env["ENGAGE_AUTH_AUDIENCE"]
+    assert settings.nats_url == env["ENGAGE_NATS_URL"]
+    assert settings.log_format == "json"
+    if overlay == "prod":
+        assert settings.public_origin.startswith("https://")
+        (route,) = [r for r in docs if r["kind"] == "HTTPRoute"]
+        assert settings.public_origin == f"https://{route['spec']['hostnames'][0]}"
+    mounts = [m_["mountPath"] for m_ in c["volumeMounts"]]
+    jwks = PurePosixPath(settings.oidc_jwks_file)
+    assert any(jwks.is_relative_to(m_) for m_ in mounts), f"{jwks} is not on a mounted volume"
+    # The roles target is a rendered Service and port.
+    target = settings.roles_target.removeprefix("dns:///")
+    host, port = target.rsplit(":", 1)
+    service = next(s for s in docs if s["kind"] == "Service" and s["metadata"]["name"] == host)
+    assert int(port) in {p["port"] for p in service["spec"]["ports"]}
+    # Nothing writes: no writable volume at all.
+    assert all(m_.get("readOnly") for m_ in c["volumeMounts"])

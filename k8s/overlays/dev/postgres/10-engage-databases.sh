@@ -13,3 +13,5 @@ SQL
 }
 
 create_service_database roles "$ENGAGE_ROLES_DB_PASSWORD"
+create_service_database skills "$ENGAGE_SKILLS_DB_PASSWORD"
+create_service_database incentives "$ENGAGE_INCENTIVES_DB_PASSWORD"
