@@ -54,5 +54,7 @@ def channel(
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.keepalive_time_ms", 30_000),
+            # With a headless Kubernetes service (dns:///name:port) calls spread over all replicas.
+            ("grpc.lb_policy_name", "round_robin"),
         ],
     )
