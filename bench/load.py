@@ -37,6 +37,7 @@ from engage.roles.v1 import (
 from bench import dataset, echo
 
 CALL_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 30.0
 IMPORT_TIMEOUT = 300.0
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
@@ -112,6 +113,14 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
+async def connect(channel: grpc.aio.Channel, target: str) -> None:
+    """Connects before the clock starts."""
+    try:
+        await asyncio.wait_for(channel.channel_ready(), timeout=CONNECT_TIMEOUT)
+    except TimeoutError:
+        raise RuntimeError(f"no connection to {target} within {CONNECT_TIMEOUT:.0f} s") from None
+
+
 def _sender(call: str, channel: grpc.aio.Channel) -> tuple[Send, Callable[[int], Any]]:
     """The RPC to call and the request builder (request index -> message)."""
     if call == "echo":
@@ -172,7 +181,7 @@ async def _closed_loop(send: Send, requests: list[Any], concurrency: int) -> Lat
 
 async def run_closed(job: Closed) -> Latency:
     async with grpc.aio.insecure_channel(job.target, options=CHANNEL_OPTIONS) as channel:
-        await asyncio.wait_for(channel.channel_ready(), timeout=CALL_TIMEOUT)
+        await connect(channel, job.target)
         send, build = _sender(job.call, channel)
         warmup = [build(job.offset + i) for i in range(job.warmup)]
         measured = [build(job.offset + job.warmup + i) for i in range(job.count)]
@@ -183,7 +192,7 @@ async def run_closed(job: Closed) -> Latency:
 async def run_paced(job: Paced) -> Latency:
     count = round(job.rate * job.seconds)
     async with grpc.aio.insecure_channel(job.target, options=CHANNEL_OPTIONS) as channel:
-        await asyncio.wait_for(channel.channel_ready(), timeout=CALL_TIMEOUT)
+        await connect(channel, job.target)
         send, build = _sender(job.call, channel)
         requests = [build(job.offset + i) for i in range(count)]
         tally = _Tally()
@@ -222,7 +231,7 @@ def _import_rows(people: int, units: int) -> list[directory_pb2.ImportDirectoryR
 async def run_import(job: Import) -> ImportRun:
     rows = _import_rows(job.people, job.units)  # built (once) before the clock starts
     async with grpc.aio.insecure_channel(job.target, options=CHANNEL_OPTIONS) as channel:
-        await asyncio.wait_for(channel.channel_ready(), timeout=CALL_TIMEOUT)
+        await connect(channel, job.target)
         return await _import_once(directory_pb2_grpc.DirectoryServiceStub(channel), rows)
 
 

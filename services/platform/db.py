@@ -101,7 +101,8 @@ class Database:
 
     async def ping(self) -> bool:
         try:
-            async with self.engine.connect() as conn:
+            # A read connection: on SQLite a plain one would take the write lock.
+            async with self.engine.execution_options(engage_read=True).connect() as conn:
                 await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=2)
             return True
         except Exception:

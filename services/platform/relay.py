@@ -167,11 +167,16 @@ class OutboxRelay:
         return int(count)
 
     async def _purge(self) -> None:
-        """Deletes published rows past the retention period."""
+        """Deletes published rows past the retention period, always keeping the
+        newest row: SQLite numbers new rows after the highest one left, and
+        readers follow the outbox by those numbers."""
         cutoff = utcnow() - self.retention
         async with self.db.write() as uow:
+            newest = sa.select(sa.func.max(OutboxRow.seq)).scalar_subquery()
             await uow.session.execute(
                 sa.delete(OutboxRow).where(
-                    col(OutboxRow.published_at).is_not(None), col(OutboxRow.published_at) < cutoff
+                    col(OutboxRow.published_at).is_not(None),
+                    col(OutboxRow.published_at) < cutoff,
+                    col(OutboxRow.seq) < newest,
                 )
             )

@@ -81,3 +81,25 @@ async def test_a_transaction_that_commits_after_a_later_one_is_not_missed(two_re
         await eventually(lambda: outcome(a, "S2"), lambda o: o == DECIDE, timeout=5, what="the late commit")
     finally:
         await other.dispose()
+
+
+async def test_a_large_change_is_read_back_in_chunks(roles, monkeypatch):
+    """An import changes more people than one query may name (PostgreSQL caps parameters at 32,767)."""
+    from services.roles.store import decision_view
+    from tests.support.company import person_row, stream
+
+    monkeypatch.setattr(decision_view, "RELOAD_CHUNK", 4)
+    await load_company(roles)
+    assert await outcome(roles, "S1") != DECIDE  # the view is loaded now
+    rows = [person_row(f"N{i:03d}", f"New {i}", "SVC-1", "TL-S", 3) for i in range(30)]
+    result = await roles.directory.ImportDirectory(stream(rows), metadata=roles.admin, timeout=30)
+    assert result.created_count == 30
+    for i in range(30):
+        answer = await roles.decisions.CheckDecision(
+            decisions_pb2.CheckDecisionRequest(
+                person=f"people/N{i:03d}", category="decisionCategories/customer-refund"
+            ),
+            metadata=roles.admin,
+            timeout=5,
+        )
+        assert answer.chain[0].person == f"people/N{i:03d}"

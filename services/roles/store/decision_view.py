@@ -44,6 +44,8 @@ from services.roles.store.tables import (
 
 log = get_logger(__name__)
 
+RELOAD_CHUNK = 5000
+
 
 @dataclass(frozen=True)
 class HeldRole:
@@ -92,13 +94,16 @@ class DecisionView:
         self._seq = 0
         self._gaps: dict[int, float] = {}  # skipped sequence number -> first seen missing
         self._loaded = False
-        self._stale = True
+        # Commits seen by this process, and how many of them the view has applied.
+        self._commits = 0
+        self._applied = -1
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         db.after_commit.append(self.mark_stale)
 
     def mark_stale(self) -> None:
-        self._stale = True
+        """Called after every commit of this process."""
+        self._commits += 1
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._follow(), name="decision-view")
@@ -116,7 +121,6 @@ class DecisionView:
             try:
                 await self.catch_up()
             except Exception as exc:  # the database is down: retry, say so once
-                self._stale = True
                 if not failing:
                     log.warning("decision_view.catch_up_failed", error=str(exc) or type(exc).__name__)
                 failing = True
@@ -126,21 +130,29 @@ class DecisionView:
                 failing = False
 
     async def fresh(self) -> DecisionView:
-        """The view, caught up with every change this process has committed."""
-        # A catch-up in progress may have started before our caller's commit
-        # was visible to it: wait for it and catch up once more.
-        if self._stale or not self._loaded or self._lock.locked():
-            await self.catch_up()
+        """The view, caught up with every change this process has committed.
+
+        Concurrent callers share catch-ups: a caller waits for one that began
+        after its commit instead of starting its own.
+        """
+        wanted = self._commits
+        if self._applied < wanted:
+            await self.catch_up(wanted)
         return self
 
-    async def catch_up(self) -> None:
+    async def catch_up(self, wanted: int | None = None) -> None:
+        """Applies what the outbox shows; `wanted` skips the work if a catch-up
+        that began after that many commits has already finished."""
         async with self._lock:
-            self._stale = False
+            if wanted is not None and self._applied >= wanted:
+                return
+            covers = self._commits  # every commit counted here is visible to the read below
             async with self.db.read() as s:
                 if not self._loaded:
                     await self._load_all(s)
-                    return
-                await self._apply_changes(s)
+                else:
+                    await self._apply_changes(s)
+            self._applied = max(self._applied, covers)
 
     # ---- loading ---------------------------------------------------------------
 
@@ -191,6 +203,12 @@ class DecisionView:
         self._seq, self._gaps = last, gaps
 
     async def _reload(self, s: AsyncSession, changed: dict[str, set[str]]) -> None:
+        """Re-reads the changed resources, in chunks (drivers cap a query's parameters)."""
+        for start in range(0, max((len(ids) for ids in changed.values()), default=0), RELOAD_CHUNK):
+            chunk = {k: set(sorted(ids)[start : start + RELOAD_CHUNK]) for k, ids in changed.items()}
+            await self._reload_chunk(s, chunk)
+
+    async def _reload_chunk(self, s: AsyncSession, changed: dict[str, set[str]]) -> None:
         if ids := changed.get("people"):
             found = {r.id: r for r in (await s.exec(select(PersonRow).where(col(PersonRow.id).in_(ids)))).all()}
             for key in ids:
