@@ -74,10 +74,14 @@ def _as_engage_error(exc: Exception) -> EngageError | None:
 
 
 class EngageInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, service: str, verifier: TokenVerifier, permissions: Mapping[str, str]):
+    def __init__(self, service: str, verifier: TokenVerifier, permissions: Mapping[str, str], max_in_flight: int = 512):
         self.service = service
         self.verifier = verifier
         self.permissions = permissions
+        # The concurrency limit lives here rather than in grpc's
+        # maximum_concurrent_rpcs so health checks are never refused under load.
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
 
     async def intercept_service(
         self,
@@ -112,7 +116,17 @@ class EngageInterceptor(grpc.aio.ServerInterceptor):
             structlog.contextvars.bind_contextvars(request_id=request_id, rpc=short)
             started = time.perf_counter()
             code = grpc.StatusCode.OK
+            admitted = False
             try:
+                if self.in_flight >= self.max_in_flight:
+                    raise EngageError(
+                        "the server is at its limit of concurrent calls; retry shortly",
+                        "OVERLOADED",
+                        [],
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    )
+                self.in_flight += 1
+                admitted = True
                 identity = self.verifier.verify(metadata.get("authorization"))
                 require(identity, permission)
                 set_identity(identity)
@@ -141,6 +155,8 @@ class EngageInterceptor(grpc.aio.ServerInterceptor):
                     ),
                 )
             finally:
+                if admitted:
+                    self.in_flight -= 1
                 elapsed = time.perf_counter() - started
                 metrics.RPCS.labels(self.service, short, code.name).inc()
                 metrics.RPC_SECONDS.labels(self.service, short).observe(elapsed)
@@ -204,8 +220,7 @@ class ServiceApp:
         s = self.settings
         verifier = TokenVerifier(s.auth_mode, s.auth_jwks_file, s.auth_issuer, s.auth_audience)
         self.server = grpc.aio.server(
-            interceptors=[EngageInterceptor(s.service_name, verifier, self.permissions)],
-            maximum_concurrent_rpcs=s.max_concurrent_rpcs,
+            interceptors=[EngageInterceptor(s.service_name, verifier, self.permissions, s.max_concurrent_rpcs)],
             options=[
                 ("grpc.max_receive_message_length", s.max_message_bytes),
                 ("grpc.max_send_message_length", s.max_message_bytes),

@@ -15,6 +15,7 @@ from services.roles.main import SERVICE_NAMES
 from tests.support.company import company_rows, stream
 from tests.support.grpc_errors import call_error
 from tests.support.tokens import AUDIENCE, ISSUER
+from tests.support.waiting import eventually
 
 
 def every_method() -> set[str]:
@@ -201,3 +202,44 @@ async def test_metrics_endpoint_counts_calls_by_method_and_code(tmp_path, mint, 
     finally:
         await client.channel.close(None)
         await client.app.stop()
+
+
+async def test_at_the_concurrency_limit_calls_are_refused_but_health_still_answers(tmp_path, mint, nats_server):
+    from tests.conftest import start_roles
+
+    client = await start_roles(f"sqlite+aiosqlite:///{tmp_path / 'limit.db'}", nats_server, mint, max_concurrent_rpcs=2)
+    release = asyncio.Event()
+
+    async def held_open():
+        await release.wait()
+        yield directory_pb2.ImportDirectoryRequest()
+
+    try:
+        held = [
+            asyncio.ensure_future(client.directory.ImportDirectory(held_open(), metadata=client.admin, timeout=30))
+            for _ in range(2)
+        ]
+        request = directory_pb2.ListPeopleRequest()
+        await eventually(
+            lambda: _code_of(client.directory.ListPeople(request, metadata=client.admin, timeout=5)),
+            lambda code: code == grpc.StatusCode.RESOURCE_EXHAUSTED,
+            what="the limit to be reached",
+        )
+        health = health_pb2_grpc.HealthStub(client.channel)
+        status = await health.Check(health_pb2.HealthCheckRequest(service="readiness"), timeout=5)
+        assert status.status == health_pb2.HealthCheckResponse.SERVING
+        release.set()
+        await asyncio.gather(*held)
+        assert (await client.directory.ListPeople(request, metadata=client.admin, timeout=5)).people == []
+    finally:
+        release.set()
+        await client.channel.close(None)
+        await client.app.stop()
+
+
+async def _code_of(call) -> grpc.StatusCode:
+    try:
+        await call
+        return grpc.StatusCode.OK
+    except grpc.aio.AioRpcError as err:
+        return err.code()
