@@ -219,8 +219,9 @@ class ServiceApp:
     async def start(self) -> int:
         s = self.settings
         verifier = TokenVerifier(s.auth_mode, s.auth_jwks_file, s.auth_issuer, s.auth_audience)
+        self.interceptor = EngageInterceptor(s.service_name, verifier, self.permissions, s.max_concurrent_rpcs)
         self.server = grpc.aio.server(
-            interceptors=[EngageInterceptor(s.service_name, verifier, self.permissions, s.max_concurrent_rpcs)],
+            interceptors=[self.interceptor],
             options=[
                 ("grpc.max_receive_message_length", s.max_message_bytes),
                 ("grpc.max_send_message_length", s.max_message_bytes),

@@ -211,20 +211,23 @@ async def test_at_the_concurrency_limit_calls_are_refused_but_health_still_answe
     release = asyncio.Event()
 
     async def held_open():
-        await release.wait()
+        # A first row opens the call on the server; then it waits for more.
         yield directory_pb2.ImportDirectoryRequest()
+        await release.wait()
 
     try:
         held = [
             asyncio.ensure_future(client.directory.ImportDirectory(held_open(), metadata=client.admin, timeout=30))
             for _ in range(2)
         ]
+
+        async def in_flight() -> int:
+            return client.app.interceptor.in_flight
+
+        await eventually(in_flight, lambda n: n == 2, what="both held calls in flight")
         request = directory_pb2.ListPeopleRequest()
-        await eventually(
-            lambda: _code_of(client.directory.ListPeople(request, metadata=client.admin, timeout=5)),
-            lambda code: code == grpc.StatusCode.RESOURCE_EXHAUSTED,
-            what="the limit to be reached",
-        )
+        refused = await _code_of(client.directory.ListPeople(request, metadata=client.admin, timeout=5))
+        assert refused == grpc.StatusCode.RESOURCE_EXHAUSTED
         health = health_pb2_grpc.HealthStub(client.channel)
         status = await health.Check(health_pb2.HealthCheckRequest(service="readiness"), timeout=5)
         assert status.status == health_pb2.HealthCheckResponse.SERVING
