@@ -3,13 +3,12 @@ schema and seed the behaviour catalogue (idempotent)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from services.incentives.app.catalogue import seed_catalogue
 from services.incentives.settings import IncentivesSettings
 from services.platform.db import Database
-from services.platform.migrations import upgrade
+from services.platform.migrations import run_cli, upgrade
 
 MIGRATIONS = Path(__file__).parent / "store" / "migrations"
 
@@ -19,13 +18,5 @@ async def migrate(db: Database) -> None:
     await seed_catalogue(db)
 
 
-async def _main() -> None:
-    db = Database(IncentivesSettings().resolved_database_url())
-    try:
-        await migrate(db)
-    finally:
-        await db.dispose()
-
-
 if __name__ == "__main__":
-    asyncio.run(_main())
+    run_cli(IncentivesSettings().resolved_database_url(), migrate)

@@ -7,6 +7,8 @@ second Job), and Alembic skips what is applied.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from alembic import command, context
@@ -45,3 +47,16 @@ def run_env(target_metadata: MetaData) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+def run_cli(database_url: str, migrate: Callable[[Database], Awaitable[None]]) -> None:
+    """Body of each service's `python -m services.<service>.migrate`."""
+
+    async def main() -> None:
+        db = Database(database_url)
+        try:
+            await migrate(db)
+        finally:
+            await db.dispose()
+
+    asyncio.run(main())

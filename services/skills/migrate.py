@@ -4,11 +4,10 @@ outbox when the service runs)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from services.platform.db import Database
-from services.platform.migrations import upgrade
+from services.platform.migrations import run_cli, upgrade
 from services.skills.app.seeding import apply_seed
 from services.skills.settings import SkillsSettings
 
@@ -21,13 +20,5 @@ async def migrate(db: Database, *, seed: bool = True) -> None:
         await apply_seed(db)
 
 
-async def _main() -> None:
-    db = Database(SkillsSettings().resolved_database_url())
-    try:
-        await migrate(db)
-    finally:
-        await db.dispose()
-
-
 if __name__ == "__main__":
-    asyncio.run(_main())
+    run_cli(SkillsSettings().resolved_database_url(), migrate)

@@ -15,8 +15,8 @@ from services.incentives.events.outgoing import behaviour_type_event
 from services.incentives.store.tables import BehaviourTypeRow
 from services.platform.db import Database, utcnow
 from services.platform.errors import AlreadyExists
-from services.platform.lookups import get_or_404
-from services.platform.resources import Page, check_etag, recall_request, remember_request
+from services.platform.lookups import get_or_404, recall_created
+from services.platform.resources import Page, check_etag, remember_request
 
 
 @dataclass
@@ -34,9 +34,8 @@ async def create_behaviour_type(
 ) -> BehaviourTypeRow:
     async with db.write() as uow:
         s = uow.session
-        earlier = await recall_request(s, request_id, "CreateBehaviourType", request)
-        if earlier:
-            return await get_or_404(s, BehaviourTypeRow, earlier.split("/", 1)[1], earlier)
+        if earlier := await recall_created(s, request_id, "CreateBehaviourType", request, BehaviourTypeRow):
+            return earlier
         if await s.get(BehaviourTypeRow, type_id) is not None:
             raise AlreadyExists(f"behaviourTypes/{type_id} already exists")
         now = utcnow()

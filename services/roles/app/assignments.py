@@ -16,8 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.platform.auth import Identity, current_identity
 from services.platform.db import Database, UnitOfWork, utcnow
 from services.platform.errors import FailedPrecondition, FieldViolation, NotFound, PermissionDenied, invalid
-from services.platform.lookups import get_or_404
-from services.platform.resources import Page, check_etag, recall_request, remember_request
+from services.platform.lookups import get_or_404, recall_created
+from services.platform.resources import Page, check_etag, remember_request
 from services.roles.domain.model import LEVEL_NAMES, ManagementLevel, Money, PersonStatus, RoleState, Scope
 from services.roles.events.outgoing import assignment_event, delegation_event
 from services.roles.store.tables import (
@@ -72,9 +72,8 @@ async def create_assignment(db: Database, new: NewAssignment, request_id: str, r
     caller = current_identity()
     async with db.write() as uow:
         s = uow.session
-        earlier = await recall_request(s, request_id, "CreateAssignment", request)
-        if earlier:
-            return await get_or_404(s, AssignmentRow, earlier.split("/", 1)[1], earlier)
+        if earlier := await recall_created(s, request_id, "CreateAssignment", request, AssignmentRow):
+            return earlier
         # Locking the person serialises their assignments, so two concurrent
         # creates cannot both pass the overlap check.
         person = await get_or_404(s, PersonRow, new.person_id, f"people/{new.person_id}", lock=True)
@@ -330,9 +329,8 @@ async def create_delegation(db: Database, new: NewDelegation, request_id: str, r
     caller = current_identity()
     async with db.write() as uow:
         s = uow.session
-        earlier = await recall_request(s, request_id, "CreateDelegation", request)
-        if earlier:
-            return await get_or_404(s, DelegationRow, earlier.split("/", 1)[1], earlier)
+        if earlier := await recall_created(s, request_id, "CreateDelegation", request, DelegationRow):
+            return earlier
         if not caller.is_admin and caller.person_id != new.delegator_id:
             raise PermissionDenied("only the delegator (or HR) may delegate their rights", "NOT_THE_DELEGATOR")
         if new.delegator_id == new.delegate_id:

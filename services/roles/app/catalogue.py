@@ -13,8 +13,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.platform.db import Database, UnitOfWork, utcnow
 from services.platform.errors import AlreadyExists, FailedPrecondition, NotFound, invalid
-from services.platform.lookups import get_or_404
-from services.platform.resources import Page, check_etag, recall_request, remember_request
+from services.platform.lookups import get_or_404, recall_created
+from services.platform.resources import Page, check_etag, remember_request
 from services.roles import messages
 from services.roles.domain.model import TIER_BANDS, RoleContent, RoleState, Tier, validate_role
 from services.roles.events.outgoing import assignment_event, category_event, role_event
@@ -43,9 +43,8 @@ async def create_category(
 ) -> DecisionCategoryRow:
     async with db.write() as uow:
         s = uow.session
-        earlier = await recall_request(s, request_id, "CreateDecisionCategory", request)
-        if earlier:
-            return await get_or_404(s, DecisionCategoryRow, earlier.split("/", 1)[1], earlier)
+        if earlier := await recall_created(s, request_id, "CreateDecisionCategory", request, DecisionCategoryRow):
+            return earlier
         if await s.get(DecisionCategoryRow, category_id) is not None:
             raise AlreadyExists(f"decisionCategories/{category_id} already exists")
         low, high = _band(fields.tier, fields.min_level, fields.max_level)
@@ -139,9 +138,8 @@ async def create_role(
 ) -> RoleRow:
     async with db.write() as uow:
         s = uow.session
-        earlier = await recall_request(s, request_id, "CreateRole", request)
-        if earlier:
-            return await get_or_404(s, RoleRow, earlier.split("/", 1)[1], earlier)
+        if earlier := await recall_created(s, request_id, "CreateRole", request, RoleRow):
+            return earlier
         if await s.get(RoleRow, role_id) is not None:
             raise AlreadyExists(f"roles/{role_id} already exists")
         await _validate(s, content)

@@ -13,8 +13,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.platform.db import Database, utcnow
 from services.platform.errors import AlreadyExists, FailedPrecondition, FieldViolation, invalid
-from services.platform.lookups import get_or_404, get_reference
-from services.platform.resources import Page, check_etag, recall_request, remember_request
+from services.platform.lookups import get_or_404, get_reference, recall_created
+from services.platform.resources import Page, check_etag, remember_request
 from services.roles.app.assignments import offboard
 from services.roles.domain.model import OrgUnitKind, PersonStatus
 from services.roles.events.outgoing import org_unit_event, person_event
@@ -49,9 +49,8 @@ async def create_org_unit(
 ) -> OrgUnitRow:
     async with db.write() as uow:
         s = uow.session
-        earlier = await recall_request(s, request_id, "CreateOrgUnit", request)
-        if earlier:
-            return await get_or_404(s, OrgUnitRow, earlier.split("/", 1)[1], earlier)
+        if earlier := await recall_created(s, request_id, "CreateOrgUnit", request, OrgUnitRow):
+            return earlier
         if await s.get(OrgUnitRow, unit_id) is not None:
             raise AlreadyExists(f"orgUnits/{unit_id} already exists")
         parent_path = "/"
@@ -190,9 +189,8 @@ async def create_person(
 ) -> PersonRow:
     async with db.write() as uow:
         s = uow.session
-        earlier = await recall_request(s, request_id, "CreatePerson", request)
-        if earlier:
-            return await get_or_404(s, PersonRow, earlier.split("/", 1)[1], earlier)
+        if earlier := await recall_created(s, request_id, "CreatePerson", request, PersonRow):
+            return earlier
         if await s.get(PersonRow, person_id) is not None:
             raise AlreadyExists(f"people/{person_id} already exists")
         await _check_person_refs(s, person_id, fields.org_unit_id, fields.manager_id)

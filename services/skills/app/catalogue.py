@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.platform.db import Database, UnitOfWork, utcnow
 from services.platform.errors import AlreadyExists, FailedPrecondition, FieldViolation, invalid
-from services.platform.lookups import get_or_404, get_reference
+from services.platform.lookups import get_or_404, get_reference, recall_created
 from services.platform.resources import Page, check_etag, recall_request, remember_request
 from services.skills import messages
 from services.skills.domain.categories import cycle_through, descendants
@@ -54,10 +54,10 @@ async def create_scale(
 ) -> ProficiencyScaleRow:
     async with db.write() as uow:
         s = uow.session
-        if request is not None:
-            earlier = await recall_request(s, request_id, "CreateProficiencyScale", request)
-            if earlier:
-                return await get_or_404(s, ProficiencyScaleRow, earlier.split("/", 1)[1], earlier)
+        if request is not None and (
+            earlier := await recall_created(s, request_id, "CreateProficiencyScale", request, ProficiencyScaleRow)
+        ):
+            return earlier
         row = await add_scale(uow, scale_id, fields)
         if request is not None:
             remember_request(s, request_id, "CreateProficiencyScale", request, f"proficiencyScales/{scale_id}")
