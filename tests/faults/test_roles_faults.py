@@ -28,7 +28,8 @@ def person(i: int) -> directory_pb2.CreatePersonRequest:
     )
 
 
-async def test_sigterm_during_200_calls_fails_none_and_health_turns_first(tmp_path, mint, nats_server):
+async def test_sigterm_during_200_calls_fails_none_and_health_turns_first(tmp_path, mint, nats_server, scenario):
+    scenario.load, scenario.faults = "200 concurrent CreatePerson (SQLite)", "SIGTERM mid-load"
     service = RolesProcess(
         f"sqlite+aiosqlite:///{tmp_path / 'r.db'}",
         nats_server.url,
@@ -61,6 +62,7 @@ async def test_sigterm_during_200_calls_fails_none_and_health_turns_first(tmp_pa
         service.stop()
     events = await published(nats_server.url)
     created = Counter(e.subject for e in events if e.type == "engage.roles.v1.person.created")
+    scenario.count([f"people/{person(i).person_id}" for i in range(200)], created.elements())
     assert len(created) == 200 and set(created.values()) == {1}
 
 
@@ -74,8 +76,9 @@ def own_postgres():
 
 
 async def test_database_down_fails_fast_with_unavailable_and_recovers_without_restart(
-    tmp_path, mint, nats_server, own_postgres
+    tmp_path, mint, nats_server, own_postgres, scenario
 ):
+    scenario.load, scenario.faults = "7 CreatePerson (PostgreSQL)", "PostgreSQL stopped (immediate), restarted"
     service = RolesProcess(own_postgres.url, nats_server.url, mint, tmp_path)
     service.migrate()
     service.start()
@@ -115,6 +118,7 @@ async def test_database_down_fails_fast_with_unavailable_and_recovers_without_re
         lambda ev: sum(e.type == "engage.roles.v1.person.created" for e in ev) == 2,
         what="exactly the two committed people as events",
     )
+    scenario.count(["people/F00001", "people/F00007"], [e.subject for e in events if e.type.endswith("person.created")])
     assert {e.subject for e in events if e.type == "engage.roles.v1.person.created"} == {
         "people/F00001",
         "people/F00007",
@@ -129,7 +133,8 @@ async def _try(call) -> bool:
         return False
 
 
-async def test_an_oversized_request_gets_a_clear_error_and_the_service_carries_on(roles):
+async def test_an_oversized_request_gets_a_clear_error_and_the_service_carries_on(roles, scenario):
+    scenario.load, scenario.faults = "1 CreatePerson", "40 MiB request"
     huge = directory_pb2.CreatePersonRequest(
         person_id="BIG", person=directory_pb2.Person(display_name="x" * (40 * 1024 * 1024), management_level=1)
     )

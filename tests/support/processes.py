@@ -1,4 +1,4 @@
-"""The roles service as a real process, for tests that signal or starve it."""
+"""Engage services as real processes, for tests that signal, kill or starve them."""
 
 from __future__ import annotations
 
@@ -20,10 +20,14 @@ from tests.support.tokens import AUDIENCE, ISSUER, TokenMint
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class RolesProcess:
+class ServiceProcess:
+    """One service (`services.<name>`) as its own process: migrate, start, signal, kill -9, RSS."""
+
+    module = ""
+
     def __init__(self, db_url: str, nats_url: str, mint: TokenMint, workdir: Path, **env: str):
         self.port = free_port()
-        self.log_path = workdir / f"roles-{self.port}.log"
+        self.log_path = workdir / f"{self.module.rsplit('.', 1)[-1]}-{self.port}.log"
         self.env = {
             **os.environ,
             "PYTHONPATH": f"{ROOT}:{ROOT / 'gen'}",
@@ -45,19 +49,19 @@ class RolesProcess:
         return f"127.0.0.1:{self.port}"
 
     def migrate(self) -> None:
-        subprocess.run([sys.executable, "-m", "services.roles.migrate"], env=self.env, check=True, cwd=ROOT, timeout=60)
+        subprocess.run([sys.executable, "-m", f"{self.module}.migrate"], env=self.env, check=True, cwd=ROOT, timeout=60)
 
     def start(self, timeout: float = 30.0) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the process)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.roles.main"], env=self.env, cwd=ROOT, stdout=log, stderr=log
+            [sys.executable, "-m", f"{self.module}.main"], env=self.env, cwd=ROOT, stdout=log, stderr=log
         )
         deadline = time.monotonic() + timeout
         with grpc.insecure_channel(self.target) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"roles exited with {self.proc.returncode}; see {self.log_path}")
+                    raise RuntimeError(f"{self.module} exited with {self.proc.returncode}; see {self.log_path}")
                 try:
                     answer = health.Check(health_pb2.HealthCheckRequest(service="readiness"), timeout=0.5)
                     if answer.status == health_pb2.HealthCheckResponse.SERVING:
@@ -65,7 +69,7 @@ class RolesProcess:
                 except grpc.RpcError:
                     pass
                 time.sleep(0.1)
-        raise RuntimeError(f"roles did not become ready; see {self.log_path}")
+        raise RuntimeError(f"{self.module} did not become ready; see {self.log_path}")
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
         assert self.proc is not None
@@ -75,6 +79,20 @@ class RolesProcess:
         assert self.proc is not None
         return self.proc.wait(timeout=timeout)
 
+    def kill(self) -> None:
+        """kill -9: no graceful shutdown, no flush, whatever was in flight is cut."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def rss_kb(self) -> int:
+        """Resident set size from /proc/<pid>/status (VmRSS, in kB)."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError(f"no VmRSS for {self.module} (pid {self.proc.pid})")
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -83,6 +101,18 @@ class RolesProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class RolesProcess(ServiceProcess):
+    module = "services.roles"
+
+
+class SkillsProcess(ServiceProcess):
+    module = "services.skills"
+
+
+class IncentivesProcess(ServiceProcess):
+    module = "services.incentives"
 
 
 class PostgresServer:

@@ -19,7 +19,8 @@ def new_person(i: int) -> directory_pb2.CreatePersonRequest:
     )
 
 
-async def test_killing_nats_while_changes_are_made_loses_no_event_and_duplicates_none(roles):
+async def test_killing_nats_while_changes_are_made_loses_no_event_and_duplicates_none(roles, scenario):
+    scenario.load, scenario.faults = "600 CreatePerson by 4 writers", "NATS kill -9 after 100, restart after 400"
     await roles.directory.ImportDirectory(stream(company_rows()), metadata=roles.admin, timeout=30)
     await roles.settle()
     committed: list[str] = []
@@ -44,12 +45,14 @@ async def test_killing_nats_while_changes_are_made_loses_no_event_and_duplicates
 
     events = await published(roles.nats.url)
     created = [e for e in events if e.type == "engage.roles.v1.person.created" and e.subject.startswith("people/P")]
+    scenario.count(committed, [e.subject for e in created])
     assert len(committed) == 600
     assert Counter(e.subject for e in created) == Counter(committed)  # each committed change exactly once
     assert len({e.id for e in events}) == len(events)
 
 
-async def test_a_republish_after_the_ack_is_dropped_by_jetstream(roles):
+async def test_a_republish_after_the_ack_is_dropped_by_jetstream(roles, scenario):
+    scenario.load, scenario.faults = "directory import (14 events)", "relay republishes acknowledged rows"
     """The relay crashed after the broker acknowledged but before it marked the rows."""
     await roles.directory.ImportDirectory(stream(company_rows()), metadata=roles.admin, timeout=30)
     await roles.settle()
@@ -60,4 +63,5 @@ async def test_a_republish_after_the_ack_is_dropped_by_jetstream(roles):
     done = await roles.app.relay._publish(rows)
     assert len(done) == 14
     events = await published(roles.nats.url)
+    scenario.count([r.event_id for r in rows], [e.id for e in events])
     assert len(events) == 14 and len({e.id for e in events}) == 14
