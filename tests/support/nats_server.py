@@ -70,6 +70,15 @@ class NatsServer:
             self.proc.wait()
             self.proc = None
 
+    def pause(self) -> None:
+        """SIGSTOP: the server holds its connections but answers nothing (a hung broker)."""
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
