@@ -18,6 +18,7 @@ from gateway import models
 from gateway.models import ID, STATES, money, timestamp
 from gateway.policy import Access, Permission, requires
 from gateway.problems import ProblemError, invalid, responses
+from gateway.team import team_of
 
 router = APIRouter(prefix="/api/v1")
 
@@ -99,54 +100,17 @@ async def get_me(access: Access = requires(Permission.SIGNED_IN)) -> models.Me:
     )
 
 
-async def team_of(access: Access, request: Request, unit: str | None) -> models.Team:
-    gw = request.app.state.gateway
-    if unit:
-        if not await access.manages_unit(unit):
-            raise ProblemError(404, "No such resource, or it is not visible to you.")
-        roots = [unit]
-    elif access.is_admin and not await access.heads():
-        roots = [u.name for u in await gw.roles.all_units(access.principal) if not u.parent]
-    else:
-        roots = await access.heads()
-    units = [u for u in await gw.roles.all_units(access.principal) if await access.manages_unit(u.name)]
-    in_roots: set[str] = set()
-    children: dict[str, list[str]] = {}
-    for u in await gw.roles.all_units(access.principal):
-        children.setdefault(u.parent, []).append(u.name)
-    stack = list(roots)
-    while stack:
-        name = stack.pop()
-        if name not in in_roots:
-            in_roots.add(name)
-            stack += children.get(name, [])
-    people: list[directory_pb2.Person] = []
-    held: list[assignments_pb2.Assignment] = []
-    for root in roots:
-        people += await gw.roles.all_people(root, access.principal)
-        for state in (assignments_pb2.Assignment.STATE_ACTIVE, assignments_pb2.Assignment.STATE_SCHEDULED):
-            held += await gw.roles.all_assignments(access.principal, unit=root, state=state)
-    by_person: dict[str, list[models.Assignment]] = {}
-    for a in held:
-        by_person.setdefault(a.person, []).append(models.Assignment.of(a))
-    seen: set[str] = set()
-    members = []
-    for p in sorted(people, key=lambda p: (p.org_unit, -int(p.management_level), p.display_name)):
-        if p.name not in seen:
-            seen.add(p.name)
-            members.append(models.TeamMember(person=models.Person.of(p), assignments=by_person.get(p.name, [])))
-    return models.Team(orgUnits=[models.OrgUnit.of(u) for u in units if u.name in in_roots], members=members)
-
-
 @router.get("/me/team", response_model=models.Team, responses=READ_LIST, tags=["me"])
 async def get_my_team(
     request: Request,
     org_unit: Annotated[str | None, Query(alias="orgUnit", pattern=models.UNIT_NAME)] = None,
     access: Access = requires(Permission.DIRECTORY_READ),
 ) -> models.Team:
-    """The caller's team: everyone in the units they head (or below `orgUnit`), with their current CRM roles.
+    """The caller's team: everyone in the units they head (or below `orgUnit`), with their current CRM roles,
+    their fit to those roles and their scorecards of the current period.
 
-    HR administrators who head no unit get the whole company."""
+    HR administrators who head no unit get the whole company. When the skills or incentives service does not
+    answer, the team still comes back, without those columns, and `unavailable` names the service."""
     return await team_of(access, request, org_unit)
 
 

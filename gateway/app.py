@@ -1,4 +1,4 @@
-"""Wiring: settings -> token verifier, roles client, rate limiter, live events, routes."""
+"""Wiring: settings -> token verifier, service clients, rate limiter, live events, metrics, routes."""
 
 from __future__ import annotations
 
@@ -19,14 +19,17 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import api, web
+from gateway import api, incentives_api, skills_api, web
 from gateway.dev_issuer import DevIssuer, from_settings
 from gateway.identity import KeySet, TokenVerifier
+from gateway.incentives_service import IncentivesService
 from gateway.live import Broadcaster
+from gateway.metrics import GatewayMetrics
 from gateway.problems import FieldError, Problem, ProblemError, handle_problem, handle_validation
 from gateway.ratelimit import RateLimiter
 from gateway.roles_service import RolesService
 from gateway.settings import GatewaySettings
+from gateway.skills_service import SkillsService
 from services.platform.log import get_logger
 
 log = get_logger(__name__)
@@ -41,17 +44,21 @@ class Gateway:
     settings: GatewaySettings
     verifier: TokenVerifier
     roles: RolesService
+    skills: SkillsService
+    incentives: IncentivesService
     limiter: RateLimiter
     live: Broadcaster
     templates: Jinja2Templates
     dev_issuer: DevIssuer | None
+    metrics: GatewayMetrics
 
 
 class RequestIds:
-    """Accepts or makes an X-Request-ID, binds it to logs and gRPC calls, returns it; logs each request."""
+    """Accepts or makes an X-Request-ID, binds it to logs and gRPC calls, returns it; logs and counts each request."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics):
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,13 +80,15 @@ class RequestIds:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            self.metrics.observe(scope, status, elapsed)
             # Path only: query strings may carry personal data; headers (tokens) are never logged.
             log.info(
                 "http.request",
                 method=scope["method"],
                 path=scope["path"],
                 status=status,
-                ms=round((time.perf_counter() - started) * 1000, 1),
+                ms=round(elapsed * 1000, 1),
             )
             structlog.contextvars.unbind_contextvars("request_id")
 
@@ -99,14 +108,18 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
         settings.retry_after_seconds,
         settings.directory_cache_seconds,
     )
+    deadline, retry_after = settings.grpc_deadline_seconds, settings.retry_after_seconds
     return Gateway(
         settings=settings,
         verifier=TokenVerifier(keys, settings.oidc_issuer, settings.oidc_audience),
         roles=roles,
+        skills=SkillsService(settings.skills_target, deadline, retry_after),
+        incentives=IncentivesService(settings.incentives_target, deadline, retry_after),
         limiter=RateLimiter(settings.rate_per_second, settings.rate_burst),
         live=Broadcaster(settings.nats_url, roles.forget_units),
         templates=Jinja2Templates(directory=str(HERE / "templates")),
         dev_issuer=issuer,
+        metrics=GatewayMetrics(),
     )
 
 
@@ -122,7 +135,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             yield
         finally:
             await gateway.live.close()
-            await gateway.roles.close()
+            for client in (gateway.roles, gateway.skills, gateway.incentives):
+                await client.close()
 
     app = FastAPI(
         title="Engage gateway",
@@ -137,9 +151,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_exception_handler(ProblemError, handle_problem_or_page)
     app.add_exception_handler(RequestValidationError, handle_validation)
     app.include_router(api.router)
+    app.include_router(skills_api.router)
+    app.include_router(incentives_api.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    app.add_middleware(RequestIds)
+    app.add_middleware(RequestIds, metrics=gateway.metrics)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

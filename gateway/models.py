@@ -399,11 +399,40 @@ class Me(Model):
     heads: list[str] = Field(description="Org units the caller heads (their team is everyone below them).")
 
 
+class HeldRoleFit(Model):
+    """How well a person fits a role they hold (from the skills service)."""
+
+    role: str = Field(examples=["roles/service-agent"])
+    score: float = Field(ge=0, le=1, description="Fit score from 0 to 1.")
+    fits: bool = Field(description="No mandatory requirement has a gap.")
+    mandatoryGaps: list[str] = Field(description="Mandatory skills with a gap, `skills/{id}`.")
+
+
+class ScorecardSummary(Model):
+    """Where a person stands in the current period of a scheme (from the incentives service)."""
+
+    scorecard: str = Field(examples=["schemes/collab/periods/2025-01/scorecards/E10167"])
+    schemeName: str
+    state: Literal["UNSPECIFIED", "OPEN", "FINAL"]
+    attainment: float = Field(description="1.0 is on target.")
+    payout: str = Field(description="What the attainment earns so far, e.g. `250.00 EUR` or `120 points`.")
+
+
 class TeamMember(Model):
     person: Person
     assignments: list[Assignment] = Field(description="Scheduled and active assignments held in the team's units.")
+    roleFit: list[HeldRoleFit] | None = Field(
+        default=None, description="Fit to each role held; null when the skills service did not answer."
+    )
+    scorecards: list[ScorecardSummary] | None = Field(
+        default=None,
+        description="Current period of each active scheme; null when the incentives service did not answer.",
+    )
 
 
 class Team(Model):
     orgUnits: list[OrgUnit] = Field(description="Units of the team: the subtrees the caller heads.")
     members: list[TeamMember]
+    unavailable: list[Literal["skills", "incentives"]] = Field(
+        default_factory=list, description="Services that did not answer: their columns are missing, retry shortly."
+    )

@@ -4,7 +4,12 @@
 - A manager acts within the org units they head (`OrgUnit.manager`) and every
   unit below them: their team is the people in those units.
 - Everyone acts on themselves: sees their own person, unit and assignments,
-  acknowledges their own roles, asks "who decides?" for themselves.
+  acknowledges their own roles, asks "who decides?" for themselves, sees and
+  self-assesses their skills, sees their scorecards and awards.
+- Skills, role fit, scorecards and awards follow the same scopes: a manager
+  sees and assesses the skills of their team, ranks candidates and reads the
+  skill matrix of their units, and adjusts or approves their team's awards
+  (never their own).
 
 Each route declares one `Permission` with `requires(...)` (a test fails for a
 route without one). The permission says who may call the route at all; the
@@ -35,6 +40,19 @@ class Permission(StrEnum):
     ASSIGNMENTS_MANAGE = "assignments.manage"  # assign and end roles: HR admins, managers in their units
     ASSIGNMENTS_ACKNOWLEDGE = "assignments.acknowledge"  # the holder only
     DECISIONS_CHECK = "decisions.check"  # "who decides?" for a person in scope
+    SKILLS_READ = "skills.read"  # skill levels and role fit of a person in scope
+    SKILLS_ASSESS = "skills.assess"  # a person assesses themselves, a manager their team
+    TEAM_FIT_READ = "fit.read"  # candidates and skill matrices of managed units: HR admins, managers
+    SCORECARDS_READ = "scorecards.read"  # scorecards of people in scope
+    AWARDS_READ = "awards.read"  # awards of people in scope
+    AWARDS_DECIDE = "awards.decide"  # adjust and approve: HR admins, managers of the person (not their own)
+    PERIODS_READ = "periods.read"  # a period's totals against budget: HR admins, managers
+
+
+# Permissions only HR administrators and managers (heads of a unit) hold at all.
+MANAGER_PERMISSIONS = frozenset(
+    {Permission.ASSIGNMENTS_MANAGE, Permission.TEAM_FIT_READ, Permission.AWARDS_DECIDE, Permission.PERIODS_READ}
+)
 
 
 class Access:
@@ -47,6 +65,7 @@ class Access:
         self._heads: list[str] | None = None
         self._self: directory_pb2.Person | None = None
         self._people: dict[str, directory_pb2.Person | None] = {}
+        self._team: set[str] | None = None
 
     @property
     def principal(self) -> Principal:
@@ -137,6 +156,18 @@ class Access:
     async def sees_assignment(self, a: assignments_pb2.Assignment) -> bool:
         return await self.manages_unit(a.org_unit) or await self.sees_person(a.person)
 
+    async def team_people(self) -> set[str]:
+        """Names of everyone in the units the caller heads and below (not HR admins' whole company)."""
+        if self._team is None:
+            self._team = set()
+            for root in await self.heads():
+                self._team |= {p.name for p in await self.gateway.roles.all_people(root, self.principal)}
+        return self._team
+
+    async def sees_in_list(self, name: str) -> bool:
+        """`sees_person` for filtering a list: one directory read for the whole team, not one per row."""
+        return self.is_admin or name == self.principal.person or name in await self.team_people()
+
     # ---- decisions that raise -------------------------------------------------------------
 
     async def require_unit(self, unit: str) -> None:
@@ -167,6 +198,20 @@ class Access:
         await self.require_assignment(a)
         if a.person != self.principal.person:
             raise forbidden("Only the holder may acknowledge an assignment.")
+
+    async def require_unit_managed(self, unit: str) -> None:
+        if not await self.manages_unit(unit):
+            raise not_found()
+
+    async def assessment_source(self, person: str) -> str:
+        """The source an assessment of `person` by the caller records: SELF on oneself, else MANAGER."""
+        await self.require_person(person)
+        return "SELF" if person == self.principal.person else "MANAGER"
+
+    async def require_award_decision(self, person: str) -> None:
+        await self.require_person(person)
+        if person == self.principal.person:  # else in scope means managed (or an HR administrator)
+            raise forbidden("Nobody adjusts or approves their own award.")
 
 
 def _same_origin(request: Request, public_origin: str) -> bool:
@@ -225,8 +270,8 @@ def requires(permission: Permission) -> Any:
             raise unauthenticated()
         if permission is Permission.ASSIGNMENTS_ACKNOWLEDGE and not principal.person:
             raise forbidden("Only people acknowledge roles; this token names no person.")
-        if permission is Permission.ASSIGNMENTS_MANAGE and not principal.is_admin and not await result.is_manager():
-            raise forbidden("Only HR administrators and managers assign or end roles.")
+        if permission in MANAGER_PERMISSIONS and not principal.is_admin and not await result.is_manager():
+            raise forbidden("Only HR administrators and managers may do this.")
         return result
 
     access.permission = permission  # type: ignore[attr-defined]

@@ -45,6 +45,8 @@ class GatewaySettings(BaseSettings):
     public_origin: str = ""
 
     roles_target: str = "127.0.0.1:50051"
+    skills_target: str = "127.0.0.1:50052"
+    incentives_target: str = "127.0.0.1:50053"
     grpc_deadline_seconds: float = 5.0
     # Seconds a client should wait before retrying when a service is down.
     retry_after_seconds: int = 2

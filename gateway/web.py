@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from gateway import api, models
 from gateway.policy import Access, Permission, _same_origin, requires
 from gateway.problems import NOT_FOUND_DETAIL, TITLES, FieldError, ProblemError
+from gateway.team import team_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -125,7 +126,7 @@ async def healthz(access: Access = requires(Permission.PUBLIC)) -> JSONResponse:
 
 
 async def _team_context(request: Request, access: Access) -> dict[str, Any]:
-    team = await api.team_of(access, request, request.query_params.get("unit") or None)
+    team = await team_of(access, request, request.query_params.get("unit") or None)
     gw = request.app.state.gateway
     roles = {r.name: r.display_name for r in await gw.roles.active_roles(access.principal)}
     units = {u.name: u.displayName for u in team.orgUnits}
@@ -215,7 +216,7 @@ async def decide_page(request: Request, access: Access = requires(Permission.DEC
     q = request.query_params
     people: list[models.Person] = []
     if access.is_admin or await access.is_manager():
-        people = [m.person for m in (await api.team_of(access, request, None)).members]
+        people = [m.person for m in (await team_of(access, request, None, enrich=False)).members]
     me = await access.me()
     if me is not None and all(p.name != me.name for p in people):
         people.insert(0, models.Person.of(me))

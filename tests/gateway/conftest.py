@@ -1,5 +1,6 @@
-"""Gateway fixtures: a real roles service (SQLite) with the test company, a real NATS,
-and the gateway in-process (httpx over ASGI) or on a real port (uvicorn, for the browser)."""
+"""Gateway fixtures: the real roles, skills and incentives services (SQLite) with the test company,
+its skills and an incentive scheme with a closed period, a real NATS, and the gateway in-process
+(httpx over ASGI) or on a real port (uvicorn, for the browser)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,24 @@ import httpx
 import pytest
 import uvicorn
 from cryptography.hazmat.primitives import serialization
+from engage.incentives.v1 import awards_pb2
 from engage.roles.v1 import assignments_pb2
+from engage.skills.v1 import assessments_pb2
 from fastapi import FastAPI
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from tests.conftest import RolesClient, fresh_database_url, start_roles
-from tests.support.company import load_company
+from tests.integration.incentives.conftest import (
+    IncentivesClient,
+    collaboration_scheme,
+    create_and_publish,
+    event,
+    start_incentives,
+    ts,
+)
+from tests.integration.skills.conftest import SkillsClient, start_skills, stop_skills
+from tests.support.company import PEOPLE, load_company
 from tests.support.nats_server import NatsServer
 from tests.support.tokens import AUDIENCE, ISSUER, TokenMint
 
@@ -51,9 +63,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# The seeded skills (effective levels; service-agent requires customer-empathy 3, mandatory)
+# and the incentive scheme with January 2025 closed (awards proposed for A1, A2 and S1).
+LEVELS = {"A1": 4, "A2": 2, "S1": 3, "TL-N": 1}
+SCHEME = "collab"
+CLOSED = "2025-01"
+
+
 @dataclass
 class Stack:
     roles: RolesClient
+    skills: SkillsClient
+    incentives: IncentivesClient
     mint: TokenMint
     settings: GatewaySettings
     app: FastAPI
@@ -83,6 +104,12 @@ class Stack:
         self.starts[assignment_id] = start.isoformat()
         return assignment_id
 
+    def current_period(self) -> str:
+        """The collab scheme's current month (Amsterdam)."""
+        from zoneinfo import ZoneInfo
+
+        return datetime.now(UTC).astimezone(ZoneInfo("Europe/Amsterdam")).strftime("%Y-%m")
+
     def end_body(self, assignment_id: str) -> dict[str, str]:
         """Ends a scheduled assignment where it starts (ending before its start is invalid)."""
         return {"reason": "test", "endTime": self.starts.get(assignment_id, "")} if assignment_id in self.starts else {}
@@ -100,6 +127,9 @@ def gateway_settings(
         )
     values: dict[str, Any] = {
         "roles_target": f"127.0.0.1:{roles_port}",
+        # Nothing listens on port 1: a gateway built without the fixture's services finds them down.
+        "skills_target": "127.0.0.1:1",
+        "incentives_target": "127.0.0.1:1",
         "oidc_issuer": ISSUER,
         "oidc_audience": AUDIENCE,
         "oidc_jwks_file": str(mint.jwks_file),
@@ -134,22 +164,67 @@ def module_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
     server.stop()
 
 
+async def seed_skills(skills: SkillsClient) -> None:
+    await skills.wait_for_people({p[0] for p in PEOPLE})
+    for person, level in LEVELS.items():
+        assessment = assessments_pb2.Assessment(
+            skill="skills/customer-empathy", level=level, source=assessments_pb2.ASSESSMENT_SOURCE_MANAGER
+        )
+        await skills.assessments.CreateAssessment(
+            assessments_pb2.CreateAssessmentRequest(parent=f"people/{person}", assessment=assessment),
+            metadata=skills.admin,
+            timeout=10,
+        )
+
+
+async def seed_incentives(inc: IncentivesClient) -> None:
+    await inc.wait_projected(len(PEOPLE))
+    await create_and_publish(inc, collaboration_scheme(), SCHEME, "2025-01-01")
+    recently = ts(2025, 1, 1)
+    recently.FromDatetime(datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5))
+    await inc.record(
+        event("a1-1", "case-solved-cross-department", ["A1", "S1"], ts(2025, 1, 6)),
+        event("a1-2", "case-solved-cross-department", ["A1"], ts(2025, 1, 9)),
+        event("a1-csat", "customer-satisfaction-score", ["A1"], ts(2025, 1, 9), value=5),
+        event("a2-1", "case-solved-cross-department", ["A2"], ts(2025, 1, 12)),
+        event("s1-1", "case-solved-cross-department", ["S1"], ts(2025, 1, 14)),
+        event("a1-now", "case-solved-cross-department", ["A1"], recently),
+    )
+    await inc.awards.ClosePeriod(
+        awards_pb2.ClosePeriodRequest(name=f"schemes/{SCHEME}/periods/{CLOSED}"), metadata=inc.admin, timeout=20
+    )
+
+
 @pytest.fixture(scope="module")
 async def stack(workdir: Path, mint: TokenMint, module_nats: NatsServer) -> AsyncIterator[Stack]:
-    url, _ = await fresh_database_url("sqlite", workdir)
-    roles = await start_roles(url, module_nats, mint)
+    # Skills and incentives start first so they follow the roles events from the company's first import.
+    skills = await start_skills((await fresh_database_url("sqlite", workdir))[0], module_nats, mint)
+    inc = await start_incentives((await fresh_database_url("sqlite", workdir))[0], module_nats, mint)
+    roles = await start_roles((await fresh_database_url("sqlite", workdir))[0], module_nats, mint)
     await load_company(roles)
-    settings = gateway_settings(workdir, mint, roles.app.port, module_nats.url)
+    await asyncio.gather(seed_skills(skills), seed_incentives(inc))
+    settings = gateway_settings(
+        workdir,
+        mint,
+        roles.app.port,
+        module_nats.url,
+        skills_target=f"127.0.0.1:{skills.app.port}",
+        incentives_target=f"127.0.0.1:{inc.app.port}",
+    )
     app = create_app(settings)
     client = asgi_client(app)
     tokens = {kind: mint.token(f"user-{kind}", **claims) for kind, claims in USERS.items()}
     try:
-        yield Stack(roles, mint, settings, app, client, tokens)
+        yield Stack(roles, skills, inc, mint, settings, app, client, tokens)
     finally:
         await client.aclose()
-        await app.state.gateway.roles.close()
+        for service in (app.state.gateway.roles, app.state.gateway.skills, app.state.gateway.incentives):
+            await service.close()
         await roles.channel.close(None)
         await roles.app.stop()
+        await stop_skills(skills)
+        await inc.channel.close(None)
+        await inc.app.stop()
 
 
 @contextlib.asynccontextmanager
