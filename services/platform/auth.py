@@ -37,6 +37,7 @@ ASSESSMENTS_IMPORT = "assessments.import"
 BEHAVIOURS_RECORD = "behaviours.record"
 PERIODS_CLOSE = "periods.close"
 AWARDS_DECIDE = "awards.decide"
+AUDIT_READ = "audit.read"
 
 # Which caller roles hold which permission. "person" is every caller who is a
 # person (has `engage_person`); "service" is every authenticated caller. Finer
@@ -54,6 +55,8 @@ GRANTS: dict[str, frozenset[str]] = {
     BEHAVIOURS_RECORD: frozenset({"hr_admin", "crm_system"}),
     PERIODS_CLOSE: frozenset({"hr_admin", "programme_lead"}),
     AWARDS_DECIDE: frozenset({"hr_admin", "person"}),
+    # Every service's audit trail: HR administrators and HR systems.
+    AUDIT_READ: frozenset({"hr_admin", "hr_system"}),
 }
 
 ADMIN_ROLES = frozenset({"hr_admin", "hr_system"})

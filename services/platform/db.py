@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.platform.audit import AuditRecord, audit_values
 from services.platform.cloudevents import CloudEvent
 from services.platform.outbox import OutboxRow
 
@@ -38,13 +39,16 @@ class UnitOfWork:
     def emit(self, event: CloudEvent) -> None:
         self.events.append(event)
         self.session.add(OutboxRow.from_event(event))
+        self.session.add(AuditRecord(**audit_values(event)))
 
     async def emit_many(self, events: list[CloudEvent]) -> None:
         """Bulk form of `emit` for imports: one multi-row INSERT per chunk."""
         self.events.extend(events)
         rows = [OutboxRow.from_event(e).model_dump(exclude={"seq"}) for e in events]
+        audits = [audit_values(e) for e in events]
         for start in range(0, len(rows), 5000):
             await self.session.execute(sa.insert(OutboxRow), rows[start : start + 5000])
+            await self.session.execute(sa.insert(AuditRecord), audits[start : start + 5000])
 
 
 class Database:

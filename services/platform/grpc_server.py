@@ -18,13 +18,14 @@ from typing import Any, Protocol
 
 import grpc
 import structlog
+from engage.audit.v1 import audit_pb2_grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy import exc as sa_exc
 
-from services.platform import metrics
+from services.platform import audit_api, metrics
 from services.platform.auth import TokenVerifier, require, set_identity
 from services.platform.db import Database
 from services.platform.errors import EngageError, Unavailable
@@ -219,7 +220,8 @@ class ServiceApp:
     async def start(self) -> int:
         s = self.settings
         verifier = TokenVerifier(s.auth_mode, s.auth_jwks_file, s.auth_issuer, s.auth_audience)
-        self.interceptor = EngageInterceptor(s.service_name, verifier, self.permissions, s.max_concurrent_rpcs)
+        permissions = {**audit_api.PERMISSIONS, **self.permissions}
+        self.interceptor = EngageInterceptor(s.service_name, verifier, permissions, s.max_concurrent_rpcs)
         self.server = grpc.aio.server(
             interceptors=[self.interceptor],
             options=[
@@ -230,9 +232,15 @@ class ServiceApp:
             ],
         )
         self.register(self.server)
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(audit_api.AuditServicer(self.db), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
-            [*self.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            [
+                *self.service_names,
+                audit_api.SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
             self.server,
         )
         self.port = self.server.add_insecure_port(f"{s.grpc_host}:{s.grpc_port}")
