@@ -13,7 +13,7 @@ import contextlib
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import grpc
@@ -31,6 +31,7 @@ from services.platform.db import Database
 from services.platform.errors import EngageError, Unavailable
 from services.platform.jetstream import NatsLink
 from services.platform.log import configure_logging, get_logger
+from services.platform.protobuf import reject_unknown_fields
 from services.platform.relay import OutboxRelay
 from services.platform.settings import ServiceSettings
 
@@ -96,19 +97,21 @@ class EngageInterceptor(grpc.aio.ServerInterceptor):
         metadata = dict(details.invocation_metadata or ())
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap(handler.unary_unary, method, metadata),
+                self._wrap(handler.unary_unary, method, metadata, streaming=False),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
-                self._wrap(handler.stream_unary, method, metadata),
+                self._wrap(handler.stream_unary, method, metadata, streaming=True),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler  # streaming responses are not used by Engage
 
-    def _wrap(self, behavior: Callable[..., Any], method: str, metadata: dict[str, Any]) -> Callable[..., Any]:
+    def _wrap(
+        self, behavior: Callable[..., Any], method: str, metadata: dict[str, Any], *, streaming: bool
+    ) -> Callable[..., Any]:
         permission = self.permissions.get(method)
         short = method.rsplit("/", 1)[-1]
 
@@ -118,6 +121,7 @@ class EngageInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             admitted = False
+            stream: _RequestStream | None = None
             try:
                 if self.in_flight >= self.max_in_flight:
                     raise EngageError(
@@ -133,6 +137,10 @@ class EngageInterceptor(grpc.aio.ServerInterceptor):
                 set_identity(identity)
                 structlog.contextvars.bind_contextvars(caller=identity.subject)
                 await context.send_initial_metadata((("x-request-id", request_id),))
+                if streaming:
+                    stream = _RequestStream(request)
+                    return await behavior(stream, context)
+                reject_unknown_fields(request)
                 return await behavior(request, context)
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):
@@ -146,6 +154,8 @@ class EngageInterceptor(grpc.aio.ServerInterceptor):
                         f"internal error (request id {request_id})", "INTERNAL", [], grpc.StatusCode.INTERNAL
                     )
                 code = error.code
+                if stream is not None:
+                    await stream.drain()
                 status = status_of(error)
                 await context.abort(
                     error.code,
@@ -165,6 +175,35 @@ class EngageInterceptor(grpc.aio.ServerInterceptor):
                 structlog.contextvars.clear_contextvars()
 
         return run
+
+
+class _RequestStream:
+    """A client stream as the servicer sees it: each message checked for
+    unknown fields as it arrives. When the call fails early, `drain` reads
+    what the client is still sending (for a bounded time) before the server
+    answers: a server that answers while its client is still sending makes
+    the client see INTERNAL instead of the error."""
+
+    DRAIN_SECONDS = 5.0
+
+    def __init__(self, requests: AsyncIterator[Any]):
+        self._requests = requests
+
+    def __aiter__(self) -> _RequestStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        request = await self._requests.__anext__()
+        reject_unknown_fields(request)
+        return request
+
+    async def drain(self) -> None:
+        async def rest() -> None:
+            async for _ in self._requests:
+                pass
+
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(rest(), self.DRAIN_SECONDS)
 
 
 Registrar = Callable[[grpc.aio.Server], None]

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from google.protobuf import unknown_fields
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.platform.errors import invalid
@@ -42,3 +45,29 @@ def ts_required(value: datetime) -> Timestamp:
 
 def ts_in(value: Timestamp, present: bool) -> datetime | None:
     return value.ToDatetime(tzinfo=UTC) if present else None
+
+
+def reject_unknown_fields(message: Message, path: str = "") -> None:
+    """INVALID_ARGUMENT for a field this server does not know (a client built
+    against a newer API, or a typo'd field number): ignoring it silently
+    would, say, drop a filter and answer the wrong question."""
+    unknown = unknown_fields.UnknownFieldSet(message)
+    if len(unknown):
+        numbers = sorted({unknown[i].field_number for i in range(len(unknown))})
+        where = path or message.DESCRIPTOR.name
+        raise invalid(where, f"has fields this API version does not know (numbers {numbers})", "UNKNOWN_FIELD")
+    for field, value in message.ListFields():
+        if field.type != FieldDescriptor.TYPE_MESSAGE:
+            continue
+        child = f"{path}.{field.name}" if path else field.name
+        entry = field.message_type
+        assert entry is not None  # a message field has a message type
+        if entry.GetOptions().map_entry:
+            if entry.fields_by_name["value"].type == FieldDescriptor.TYPE_MESSAGE:
+                for key, item in value.items():
+                    reject_unknown_fields(item, f"{child}[{key}]")
+        elif field.is_repeated:
+            for index, item in enumerate(value):
+                reject_unknown_fields(item, f"{child}[{index}]")
+        else:
+            reject_unknown_fields(value, child)

@@ -246,3 +246,64 @@ async def _code_of(call) -> grpc.StatusCode:
         return grpc.StatusCode.OK
     except grpc.aio.AioRpcError as err:
         return err.code()
+
+
+def _with_unknown_field(payload: bytes, number: int = 999) -> bytes:
+    """The payload plus a varint field the API does not define."""
+    tag = number << 3  # wire type 0: varint
+    key = bytearray()
+    while tag > 0x7F:
+        key.append((tag & 0x7F) | 0x80)
+        tag >>= 7
+    key.append(tag)
+    return payload + bytes(key) + b"\x01"
+
+
+async def test_unknown_fields_are_refused_with_the_field_named_and_nothing_written(roles):
+    from engage.roles.v1 import assignments_pb2
+
+    from tests.support.company import load_company
+
+    await load_company(roles)
+    inner = assignments_pb2.Assignment(
+        person="people/S1", role="roles/service-agent", org_unit="orgUnits/SVC-1", reason="test"
+    )
+    outer = assignments_pb2.CreateAssignmentRequest(request_id="unknown-field-1")
+    # The unknown field sits inside `assignment`: the error names that field.
+    raw = outer.SerializeToString() + b"\x0a" + bytes([len(_with_unknown_field(inner.SerializeToString()))])
+    raw += _with_unknown_field(inner.SerializeToString())
+    create = roles.channel.unary_unary(
+        "/engage.roles.v1.AssignmentService/CreateAssignment",
+        request_serializer=lambda b: b,
+        response_deserializer=assignments_pb2.Assignment.FromString,
+    )
+    err = await call_error(create(raw, metadata=roles.admin, timeout=5), grpc.StatusCode.INVALID_ARGUMENT)
+    assert err.fields == ["assignment"] and err.reason == "UNKNOWN_FIELD" and "999" in err.message
+    listed = await roles.assignments.ListAssignments(
+        assignments_pb2.ListAssignmentsRequest(person="people/S1"), metadata=roles.admin, timeout=5
+    )
+    assert list(listed.assignments) == []
+
+    # The same request without the stranger goes through.
+    create_ok = await roles.assignments.CreateAssignment(
+        assignments_pb2.CreateAssignmentRequest(assignment=inner, request_id="unknown-field-2"),
+        metadata=roles.admin,
+        timeout=5,
+    )
+    assert create_ok.person == "people/S1"
+
+    # In a client stream, the row with an unknown field fails the call.
+    rows = [r.SerializeToString() for r in company_rows()]
+    rows[1] = _with_unknown_field(rows[1], 4242)
+    import_raw = roles.channel.stream_unary(
+        "/engage.roles.v1.DirectoryService/ImportDirectory",
+        request_serializer=lambda b: b,
+        response_deserializer=directory_pb2.ImportDirectoryResponse.FromString,
+    )
+
+    async def raw_rows():
+        for row in rows:
+            yield row
+
+    err = await call_error(import_raw(raw_rows(), metadata=roles.admin, timeout=10), grpc.StatusCode.INVALID_ARGUMENT)
+    assert err.reason == "UNKNOWN_FIELD" and "4242" in err.message
