@@ -43,7 +43,9 @@ def scenario(request: pytest.FixtureRequest) -> Scenario:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     row = getattr(item, "funcargs", {}).get("scenario")
     if isinstance(row, Scenario):
@@ -67,4 +69,3 @@ def _short_name(node: pytest.Item | pytest.Collector) -> str:
     base, bracket, params = node.name.removeprefix("test_").partition("[")
     base = base if len(base) <= 50 else base[:47] + "..."
     return f"{base}{bracket}{params}"
-
