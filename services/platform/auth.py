@@ -11,9 +11,12 @@ the caller from `current_identity()`.
 from __future__ import annotations
 
 import json
+import time
+from collections import OrderedDict
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jwt
 
@@ -109,9 +112,18 @@ def require(identity: Identity, permission: str | None) -> None:
 
 
 class TokenVerifier:
-    """Verifies `authorization: Bearer <jwt>` against a JWKS file."""
+    """Verifies `authorization: Bearer <jwt>` against a JWKS file.
+
+    A signature check costs far more than the rest of a read RPC, and a client
+    sends the same token on every call until it expires; so a verified token
+    is remembered (by its exact text) until its `exp`. The key set is fixed
+    for the verifier's life, so a remembered answer cannot go stale except
+    by time, which is checked on every use."""
+
+    CACHE_SIZE = 10_000
 
     def __init__(self, mode: str, jwks_file: str, issuer: str, audience: str):
+        self._verified: OrderedDict[str, tuple[Identity, float, float]] = OrderedDict()
         self.mode = mode
         self.issuer = issuer
         self.audience = audience
@@ -135,6 +147,20 @@ class TokenVerifier:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthenticated("authorization must be 'Bearer <token>'")
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            identity, not_before, expires = remembered
+            if not_before <= time.time() < expires:
+                self._verified.move_to_end(token)
+                return identity
+            del self._verified[token]
+        identity, claims = self._verify(token)
+        self._verified[token] = (identity, float(claims.get("nbf", 0)), float(claims["exp"]))
+        if len(self._verified) > self.CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return identity
+
+    def _verify(self, token: str) -> tuple[Identity, dict[str, Any]]:
         try:
             header = jwt.get_unverified_header(token)
             key = self._keys.get(header.get("kid") or "")
@@ -154,8 +180,9 @@ class TokenVerifier:
         if not isinstance(roles, list):
             raise Unauthenticated("claim engage_roles must be a list", "INVALID_TOKEN")
         person = claims.get("engage_person")
-        return Identity(
+        identity = Identity(
             subject=str(claims["sub"]),
             roles=frozenset(str(r) for r in roles),
             person_id=str(person) if person else None,
         )
+        return identity, claims

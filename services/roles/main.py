@@ -40,7 +40,7 @@ def build(settings: RolesSettings, db: Database | None = None) -> ServiceApp:
 
     def register(server: grpc.aio.Server) -> None:
         directory_pb2_grpc.add_DirectoryServiceServicer_to_server(DirectoryServicer(database), server)
-        roles_pb2_grpc.add_RoleServiceServicer_to_server(RoleServicer(database), server)
+        roles_pb2_grpc.add_RoleServiceServicer_to_server(RoleServicer(database, view), server)
         assignments_pb2_grpc.add_AssignmentServiceServicer_to_server(AssignmentServicer(database), server)
         decisions_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(view), server)
 

@@ -103,3 +103,32 @@ async def test_a_large_change_is_read_back_in_chunks(roles, monkeypatch):
             timeout=5,
         )
         assert answer.chain[0].person == f"people/N{i:03d}"
+
+
+async def get_role(client, name: str = "roles/service-agent"):
+    from engage.roles.v1 import roles_pb2
+
+    return await client.roles.GetRole(roles_pb2.GetRoleRequest(name=name), metadata=client.admin, timeout=5)
+
+
+async def test_get_role_reads_its_own_writes_and_another_replicas_within_the_poll(two_replicas):
+    """GetRole answers from the same view: an update is visible at once on the
+    replica that made it, and on the other replica shortly after."""
+    from engage.roles.v1 import roles_pb2
+    from google.protobuf.field_mask_pb2 import FieldMask
+
+    a, b = two_replicas
+    await load_company(a)
+    before = await get_role(b)
+    change = roles_pb2.Role(name=before.name, purpose="Resolve cases at first contact", etag=before.etag)
+    updated = await a.roles.UpdateRole(
+        roles_pb2.UpdateRoleRequest(role=change, update_mask=FieldMask(paths=["purpose"])),
+        metadata=a.admin,
+        timeout=5,
+    )
+    assert updated.etag != before.etag
+    assert await get_role(a) == updated  # no waiting on the replica that wrote
+    await eventually(lambda: get_role(b), lambda r: r == updated, timeout=5, what="replica B to serve the update")
+    # A past version is still read from the database by name@version.
+    first = await get_role(b, "roles/service-agent@1")
+    assert first.version == 1 and first.purpose == before.purpose

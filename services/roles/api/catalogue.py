@@ -7,11 +7,12 @@ from engage.roles.v1 import roles_pb2, roles_pb2_grpc
 from google.protobuf import empty_pb2
 
 from services.platform.db import Database
-from services.platform.errors import invalid
+from services.platform.errors import NotFound, invalid
 from services.platform.resources import check_id, mask_paths, page_of, parse_name, required_text
 from services.roles import messages
 from services.roles.app import catalogue as uc
 from services.roles.domain.model import RoleState
+from services.roles.store.decision_view import DecisionView
 
 _CATEGORY_MASK = {"display_name", "description", "tier", "min_level", "max_level"}
 _ROLE_MASK = {
@@ -40,8 +41,9 @@ def _role_name(name: str) -> tuple[str, int | None]:
 
 
 class RoleServicer(roles_pb2_grpc.RoleServiceServicer):
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, view: DecisionView):
         self.db = db
+        self.view = view
 
     async def CreateDecisionCategory(
         self, request: roles_pb2.CreateDecisionCategoryRequest, context: grpc.aio.ServicerContext
@@ -113,6 +115,11 @@ class RoleServicer(roles_pb2_grpc.RoleServiceServicer):
 
     async def GetRole(self, request: roles_pb2.GetRoleRequest, context: grpc.aio.ServicerContext) -> roles_pb2.Role:
         role_id, version = _role_name(request.name)
+        if version is None:  # the current version: from memory (the view follows every change)
+            current = (await self.view.fresh()).roles.get(role_id)
+            if current is None:
+                raise NotFound(f"roles/{role_id} does not exist")
+            return current
         row, past = await uc.get_role(self.db, role_id, version)
         return messages.role_version_out(past, row) if past else messages.role_out(row)
 

@@ -1,7 +1,8 @@
-"""An in-memory view of what CheckDecision reads, kept in step through the outbox.
+"""An in-memory view of what CheckDecision and GetRole read, kept in step through the outbox.
 
 CheckDecision is the hot read path (a CRM system asks it on every refund), so
-it answers from memory instead of seven queries. The view is loaded once and
+it answers from memory instead of seven queries; GetRole (every screen that
+shows a role) answers from the same view instead of a query. The view is loaded once and
 then follows the outbox: every committed change has an outbox row naming the
 resource it changed, and the view re-reads exactly those resources.
 
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from engage.roles.v1 import roles_pb2
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -39,6 +41,7 @@ from services.roles.store.tables import (
     DelegationRow,
     OrgUnitRow,
     PersonRow,
+    RoleRow,
     RoleVersionRow,
 )
 
@@ -89,6 +92,7 @@ class DecisionView:
         self.by_unit: dict[str, dict[str, HeldRole]] = defaultdict(dict)
         self.assignments: dict[str, HeldRole] = {}
         self.versions: dict[str, list[RoleVersion]] = {}
+        self.roles: dict[str, roles_pb2.Role] = {}  # current versions, as GetRole answers them
         self.delegations: dict[str, DatedDelegation] = {}
         self.to_delegate: dict[str, dict[str, DatedDelegation]] = defaultdict(dict)
         self._seq = 0
@@ -168,6 +172,7 @@ class DecisionView:
         self.by_unit.clear()
         for a in (await s.exec(select(AssignmentRow))).all():
             self._put_assignment(a)
+        self.roles = {r.id: messages.role_out(r) for r in (await s.exec(select(RoleRow))).all()}
         self.versions.clear()
         for v in (await s.exec(select(RoleVersionRow).order_by(col(RoleVersionRow.version)))).all():
             self.versions.setdefault(v.role_id, []).append(_version(v))
@@ -235,8 +240,11 @@ class DecisionView:
             ).all()
             for key in ids:
                 self.versions.pop(key, None)
+                self.roles.pop(key, None)
             for v in versions:
                 self.versions.setdefault(v.role_id, []).append(_version(v))
+            for r in (await s.exec(select(RoleRow).where(col(RoleRow.id).in_(ids)))).all():
+                self.roles[r.id] = messages.role_out(r)
         if ids := changed.get("assignments"):
             for a in (await s.exec(select(AssignmentRow).where(col(AssignmentRow.id).in_(ids)))).all():
                 self._put_assignment(a)
