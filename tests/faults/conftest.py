@@ -50,7 +50,9 @@ def pytest_runtest_makereport(
     row = getattr(item, "funcargs", {}).get("scenario")
     if isinstance(row, Scenario):
         if report.when == "call" or (report.failed and report.when != "teardown") or report.skipped:
-            row.result = "pass" if report.passed else ("skipped" if report.skipped else "FAIL")
+            row.result = "pass" if report.passed else "FAIL"
+            if report.skipped:
+                row.result = "xfail (known)" if hasattr(report, "wasxfail") else "skipped"
         elif report.when == "teardown" and report.failed:
             row.result = "FAIL (teardown)"
     return report

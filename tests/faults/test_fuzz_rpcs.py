@@ -1,0 +1,180 @@
+"""Property-based fuzzing of every RPC the running services serve.
+
+The services run as real processes (SQLite, one NATS; roles with the test
+company, whose events reach skills and incentives). Each service's methods
+are listed through its own gRPC reflection, so a method added later is fuzzed
+too; hypothesis builds request messages from the method's input descriptor
+(tests/support/proto_strategies.py) and calls it with a valid HR
+administrator's token. No request may end in INTERNAL or UNKNOWN (or hang to
+its deadline), and the service must stay alive and ready.
+
+Examples per method: ENGAGE_FUZZ_EXAMPLES (default 12).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import pkgutil
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import engage
+import grpc
+import pytest
+from engage.roles.v1 import directory_pb2_grpc, roles_pb2_grpc
+from google.protobuf import descriptor_pool
+from google.protobuf.descriptor import MethodDescriptor
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.company import load_company
+from tests.support.nats_server import NatsServer
+from tests.support.processes import IncentivesProcess, RolesProcess, ServiceProcess, SkillsProcess
+from tests.support.proto_strategies import message_class, messages
+from tests.support.tokens import TokenMint
+
+EXAMPLES = int(os.environ.get("ENGAGE_FUZZ_EXAMPLES", "12"))
+FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED}
+CALL_SECONDS = 10.0
+# Failures found here whose fix belongs to another part; the test stays xfail
+# (not pass) while they reproduce, and fails on anything else.
+KNOWN = {
+    "engage.audit.v1.AuditService.ListAuditRecords": "platform audit: a Timestamp outside its range is INTERNAL",
+}
+
+
+@dataclass
+class Fleet:
+    services: dict[str, ServiceProcess]
+    metadata: tuple[tuple[str, str], ...]
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory, mint: TokenMint) -> Iterator[Fleet]:
+    workdir = tmp_path_factory.mktemp("fuzz")
+    nats = NatsServer(workdir / "nats")
+    nats.start()
+    kinds: dict[str, type[ServiceProcess]] = {
+        "roles": RolesProcess,
+        "skills": SkillsProcess,
+        "incentives": IncentivesProcess,
+    }
+    quick_stop = {"ENGAGE_DRAIN_SECONDS": "0", "ENGAGE_GRACE_SECONDS": "1"}
+    services = {
+        name: kind(f"sqlite+aiosqlite:///{workdir / name}.db", nats.url, mint, workdir, **quick_stop)
+        for name, kind in kinds.items()
+    }
+    admin = mint.metadata("fuzz-admin", roles=["hr_admin"], person="A1")
+    try:
+        with ThreadPoolExecutor(len(services)) as pool:  # the three start side by side
+            list(pool.map(_migrate_and_start, services.values()))
+        asyncio.run(_load_company(services["roles"].target, admin))
+        yield Fleet(services, admin)
+    finally:
+        for service in services.values():
+            service.stop()
+        nats.stop()
+
+
+def _migrate_and_start(service: ServiceProcess) -> None:
+    service.migrate()
+    service.start()
+
+
+async def _load_company(target: str, admin: tuple[tuple[str, str], ...]) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        client = SimpleNamespace(
+            directory=directory_pb2_grpc.DirectoryServiceStub(channel),
+            roles=roles_pb2_grpc.RoleServiceStub(channel),
+            admin=admin,
+        )
+        await load_company(client)
+
+
+def _import_generated_code() -> None:
+    """Registers every Engage message and service in the default descriptor pool."""
+    for module in pkgutil.walk_packages(engage.__path__, "engage."):
+        if module.name.endswith("_pb2"):
+            importlib.import_module(module.name)
+
+
+def served_methods(channel: grpc.Channel) -> list[MethodDescriptor]:
+    """Every method of every Engage service the server lists through reflection."""
+    _import_generated_code()
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    answers = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+    names = [s.name for answer in answers for s in answer.list_services_response.service]
+    pool = descriptor_pool.Default()
+    return [m for n in sorted(names) if n.startswith("engage.") for m in pool.FindServiceByName(n).methods]
+
+
+def fuzz_method(channel: grpc.Channel, method: MethodDescriptor, metadata: object, codes: Counter[str]) -> list[str]:
+    """Calls one method with generated requests; counts the status codes; returns what went wrong."""
+    path = f"/{method.containing_service.full_name}/{method.name}"
+    request_class = message_class(method.input_type)
+    call: Any
+    requests: st.SearchStrategy[Any]
+    if method.client_streaming:
+        call = channel.stream_unary(
+            path, request_serializer=request_class.SerializeToString, response_deserializer=None
+        )
+        requests = st.lists(messages(method.input_type), max_size=4)
+    else:
+        call = channel.unary_unary(path, request_serializer=request_class.SerializeToString, response_deserializer=None)
+        requests = messages(method.input_type)
+    problems: list[str] = []
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
+    @given(requests)
+    def check(request: object) -> None:
+        payload = iter(request) if method.client_streaming else request  # type: ignore[call-overload]
+        try:
+            call(payload, metadata=metadata, timeout=CALL_SECONDS)
+            codes["OK"] += 1
+        except grpc.RpcError as exc:
+            codes[exc.code().name] += 1  # type: ignore[attr-defined]
+            if exc.code() in FORBIDDEN:  # type: ignore[attr-defined]
+                problems.append(f"{path}: {exc.code().name} {exc.details()} for {request!r:.300}")  # type: ignore[attr-defined]
+                raise AssertionError(problems[-1]) from None
+
+    with contextlib.suppress(AssertionError):  # recorded in `problems`, the shrunk example last
+        check()
+    return problems[-1:]
+
+
+def _ready(channel: grpc.Channel) -> bool:
+    answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="readiness"), timeout=5)
+    return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+@pytest.mark.parametrize("service", ["roles", "skills", "incentives"])
+def test_fuzzed_requests_to_every_rpc_never_crash_the_service(fleet: Fleet, service: str, scenario):
+    process = fleet.services[service]
+    with grpc.insecure_channel(process.target) as channel:
+        methods = served_methods(channel)
+        scenario.load = f"{len(methods)} RPCs x {EXAMPLES} generated requests"
+        codes: Counter[str] = Counter()
+        problems = {m.full_name: p for m in methods for p in fuzz_method(channel, m, fleet.metadata, codes)}
+        scenario.faults = "generated requests; answers " + ", ".join(f"{c} {n}" for c, n in codes.most_common(4))
+        assert process.proc is not None and process.proc.poll() is None, f"{service} died"
+        assert _ready(channel), f"{service} is no longer ready"
+    assert len(methods) >= 4
+    known = {name: problem for name, problem in problems.items() if name in KNOWN}
+    assert {name: p for name, p in problems.items() if name not in KNOWN} == {}
+    if known:
+        pytest.xfail("; ".join(f"{KNOWN[name]} ({p:.200})" for name, p in known.items()))
