@@ -18,6 +18,7 @@ from services.skills.store.tables import (
     SkillCategoryRow,
     SkillLevelRow,
     SkillRow,
+    StoredLevel,
 )
 
 # ---- enums: proto number <-> domain value ---------------------------------
@@ -153,7 +154,7 @@ def assessment_out(row: AssessmentRow) -> assessments_pb2.Assessment:
     )
 
 
-def level_out(row: SkillLevelRow) -> assessments_pb2.SkillLevel:
+def level_out(row: SkillLevelRow | StoredLevel) -> assessments_pb2.SkillLevel:
     return assessments_pb2.SkillLevel(
         name=f"people/{row.person_id}/skillLevels/{row.skill_id}",
         skill=f"skills/{row.skill_id}",

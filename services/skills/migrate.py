@@ -8,6 +8,7 @@ from pathlib import Path
 
 from services.platform.db import Database
 from services.platform.migrations import run_cli, upgrade
+from services.skills.app import role_fits
 from services.skills.app.seeding import apply_seed
 from services.skills.settings import SkillsSettings
 
@@ -18,6 +19,10 @@ async def migrate(db: Database, *, seed: bool = True) -> None:
     await upgrade(db, MIGRATIONS)
     if seed:
         await apply_seed(db)
+    async with db.write() as uow:
+        # A database projected before role fits were kept: fill them in once.
+        if await role_fits.is_empty(uow.session):
+            await role_fits.rebuild(uow.session)
 
 
 if __name__ == "__main__":

@@ -87,15 +87,20 @@ class AssessmentServicer(assessments_pb2_grpc.AssessmentServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> assessments_pb2.ImportAssessmentsResponse:
         batch = ImportBatch()
-        index = -1
+        index = 0
         async for message in request_iterator:
-            index += 1
-            try:
-                person_id = parse_name(message.parent, "people", "parent")
-                batch.rows.append((index, assessment_in(person_id, message.assessment, external_required=True)))
-            except EngageError as exc:
-                first = exc.violations[0] if exc.violations else None
-                batch.reject(index, first.description if first else exc.message, first.field if first else "")
+            rows: list[assessments_pb2.ImportAssessmentsRequest | assessments_pb2.ImportAssessmentRow] = []
+            if message.parent or message.HasField("assessment") or not message.rows:
+                rows.append(message)
+            rows.extend(message.rows)
+            for row in rows:
+                try:
+                    person_id = parse_name(row.parent, "people", "parent")
+                    batch.rows.append((index, assessment_in(person_id, row.assessment, external_required=True)))
+                except EngageError as exc:
+                    first = exc.violations[0] if exc.violations else None
+                    batch.reject(index, first.description if first else exc.message, first.field if first else "")
+                index += 1
         results, changed = await apply_import(self.db, batch)
         tally = counts(results)
         return assessments_pb2.ImportAssessmentsResponse(

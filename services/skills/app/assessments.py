@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from google.protobuf.message import Message
@@ -54,7 +55,7 @@ class NewAssessment:
     note: str = ""
     external_id: str | None = None
 
-    def same_as(self, row: AssessmentRow) -> bool:
+    def same_as(self, row: Any) -> bool:
         """Whether a stored assessment records this one (for re-runs by external id)."""
         return (
             row.person_id == self.person_id
@@ -193,24 +194,30 @@ class AssessmentChecks:
                 )
 
 
+def row_values(new: NewAssessment, caller: Identity, now: datetime, confirms_id: str | None = None) -> dict[str, Any]:
+    """The columns of a new assessment row (bulk inserts use them as they are)."""
+    return {
+        "id": new_id(),
+        "person_id": new.person_id,
+        "skill_id": new.skill_id,
+        "level": new.level,
+        "source": new.source.value,
+        "assessor": caller.actor,
+        "evidence_uri": new.evidence_uri,
+        "evidence_description": new.evidence_description,
+        "note": new.note,
+        "assessed_at": new.assessed_at or now,
+        "expires_at": new.expires_at,
+        "supersedes_id": new.supersedes_id,
+        "superseded_by_id": None,
+        "confirms_id": confirms_id,
+        "external_id": new.external_id,
+        "create_time": now,
+    }
+
+
 def build_row(new: NewAssessment, caller: Identity, now: datetime, confirms_id: str | None = None) -> AssessmentRow:
-    return AssessmentRow(
-        id=new_id(),
-        person_id=new.person_id,
-        skill_id=new.skill_id,
-        level=new.level,
-        source=new.source.value,
-        assessor=caller.actor,
-        evidence_uri=new.evidence_uri,
-        evidence_description=new.evidence_description,
-        note=new.note,
-        assessed_at=new.assessed_at or now,
-        expires_at=new.expires_at,
-        supersedes_id=new.supersedes_id,
-        confirms_id=confirms_id,
-        external_id=new.external_id,
-        create_time=now,
-    )
+    return AssessmentRow(**row_values(new, caller, now, confirms_id))
 
 
 async def by_external_id(s: AsyncSession, external_id: str) -> AssessmentRow | None:

@@ -25,6 +25,7 @@ from services.skills.store.tables import (
     ProjectedPersonRow,
     ProjectedRequirementRow,
     ProjectedRoleRow,
+    RoleFitRow,
     SkillLevelRow,
 )
 
@@ -127,14 +128,14 @@ class CandidateQuery:
 
 
 async def find_candidates(db: Database, q: CandidateQuery, offset: int, size: int) -> tuple[int, list[CandidateFit]]:
-    """Ranks in SQL (fits first, then score, surplus and id) over the stored
-    levels, then explains the page with the exact rule."""
+    """Ranks by the fits kept on write (fits first, then score, surplus and
+    id), then explains the page with the exact rule."""
     now = utcnow()
     async with db.read() as s:
         unit = await _unit(s, q.unit_id, "org_unit") if q.unit_id else None
         await authorize_unit_read(s, current_identity(), unit)
         reqs = await role_requirements(s, q.role_id)
-        P, R, L = ProjectedPersonRow, ProjectedRequirementRow, SkillLevelRow
+        P, F = ProjectedPersonRow, RoleFitRow
         statuses = ["ACTIVE", "LEAVE"] if q.include_on_leave else ["ACTIVE"]
         filters = [col(P.status).in_(statuses)]
         if unit is not None:
@@ -148,34 +149,25 @@ async def find_candidates(db: Database, q: CandidateQuery, offset: int, size: in
         if not reqs.requirements or total_weight <= 0:
             # Nothing to meet: everyone fits with score 1, by id.
             stmt = select(P.id, P.org_unit_id).where(*filters).order_by(col(P.id)).offset(offset).limit(size)
-            rows = [(r[0], r[1]) for r in (await s.execute(stmt)).all()]
         else:
-            level = sa.func.coalesce(L.level, 0)
-            capped = sa.case((level >= R.min_level, R.min_level), else_=level)
-            skill_score = sa.case(
-                (col(R.min_level) <= 0, sa.literal(1.0)), else_=sa.cast(capped, sa.Float) / R.min_level
-            )
-            weighted = sa.func.sum(sa.case((col(R.weight) > 0, R.weight), else_=0.0) * skill_score)
-            gaps = sa.func.sum(sa.case((sa.and_(col(R.mandatory).is_(True), level < R.min_level), 1), else_=0))
-            surplus = sa.func.sum(sa.case((level > R.min_level, level - R.min_level), else_=0))
+            # The fits kept on write (services/skills/app/role_fits.py), read in
+            # the order of their index: fits first, then score, surplus and id.
             stmt = (
                 select(P.id, P.org_unit_id)
-                .select_from(P)
-                .join(R, sa.and_(col(R.role_id) == q.role_id, col(R.version) == reqs.version))
-                .outerjoin(L, sa.and_(col(L.person_id) == col(P.id), col(L.skill_id) == col(R.skill_id)))
-                .where(*filters)
-                .group_by(P.id, P.org_unit_id)
+                .select_from(F)
+                .join(P, col(P.id) == col(F.person_id))
+                .where(F.role_id == q.role_id, F.version == reqs.version, *filters)
             )
             if q.fits_only:
-                stmt = stmt.having(gaps == 0)
+                stmt = stmt.where(F.misfit == 0)
             if q.min_score > 0:
-                stmt = stmt.having(weighted >= q.min_score * total_weight - 1e-9)
+                stmt = stmt.where(col(F.score) >= q.min_score - 1e-9)
             stmt = (
-                stmt.order_by(sa.case((gaps == 0, 0), else_=1), weighted.desc(), surplus.desc(), col(P.id))
+                stmt.order_by(col(F.misfit), col(F.score).desc(), col(F.surplus).desc(), col(F.person_id))
                 .offset(offset)
                 .limit(size)
             )
-            rows = [(r[0], r[1]) for r in (await s.execute(stmt)).all()]
+        rows = [(r[0], r[1]) for r in (await s.execute(stmt)).all()]
         levels = await levels_of(s, [p for p, _ in rows], {r.skill for r in reqs.requirements}, now)
         return reqs.version, [CandidateFit(p, u, fit_of(reqs, levels.get(p, {}))) for p, u in rows]
 

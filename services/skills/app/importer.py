@@ -5,25 +5,34 @@ with the same content is UNCHANGED, with other content REJECTED, so an import
 can be re-run safely. Rows are checked like single assessments; a rejected
 row says why and names the field. Everything accepted is written in one
 transaction together with the level events, or nothing is.
+
+Throughput: accepted rows are written with multi-row core INSERTs and the
+effective-level rule runs once per chunk of rows (services/skills/app/levels.py),
+not once per row; the history of a (person, skill) pair new in the chunk is
+taken from the rows themselves rather than read back.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col, select
 
-from services.platform.auth import current_identity
-from services.platform.db import Database, utcnow
+from services.platform.auth import Identity, current_identity
+from services.platform.db import Database, UnitOfWork, utcnow
 from services.platform.errors import EngageError, NotFound
-from services.skills.app.assessments import AssessmentChecks, NewAssessment, build_row
-from services.skills.app.levels import refresh_levels
+from services.skills.app.assessments import AssessmentChecks, NewAssessment, row_values
+from services.skills.app.levels import Pair, refresh_levels
+from services.skills.domain.effective import AssessmentFact
 from services.skills.store.tables import AssessmentRow
 
-_CHUNK = 2000
+_LOOKUP_CHUNK = 2000
+CHUNK_ROWS = 10_000  # accepted rows per chunk: one INSERT batch and one level refresh
+_ASSESSMENTS = AssessmentRow.__table__  # type: ignore[attr-defined]
 
 
 class RowOutcome(StrEnum):
@@ -50,8 +59,8 @@ class ImportBatch:
         self.results.append(RowResult(row, "", RowOutcome.REJECTED, reason, field))
 
 
-def _name(row: AssessmentRow) -> str:
-    return f"people/{row.person_id}/assessments/{row.id}"
+def _name(person_id: str, assessment_id: str) -> str:
+    return f"people/{person_id}/assessments/{assessment_id}"
 
 
 def _rejection(exc: EngageError) -> tuple[str, str]:
@@ -61,35 +70,56 @@ def _rejection(exc: EngageError) -> tuple[str, str]:
     return (first.description if first else exc.message), (first.field if first else "")
 
 
+class _Chunk:
+    """Accepted rows not yet written, with the facts the level rule needs."""
+
+    def __init__(self, uow: UnitOfWork, now: datetime):
+        self.uow = uow
+        self.now = now
+        self.rows: list[dict[str, Any]] = []
+        self.facts: dict[Pair, list[AssessmentFact]] = defaultdict(list)
+        self.changed = 0
+
+    def add(self, values: dict[str, Any], new: NewAssessment) -> None:
+        self.rows.append(values)
+        fact = AssessmentFact(values["id"], new.level, new.source, values["assessed_at"], self.now, new.expires_at)
+        self.facts[(new.person_id, new.skill_id)].append(fact)
+
+    async def write(self) -> None:
+        if not self.rows:
+            return
+        await self.uow.session.execute(sa.insert(_ASSESSMENTS), self.rows)
+        self.changed += await refresh_levels(self.uow, list(self.facts), self.now, fresh=self.facts)
+        self.rows = []
+        self.facts = defaultdict(list)
+
+
+async def _known(uow: UnitOfWork, batch: ImportBatch) -> dict[str, Any]:
+    """Assessments imported before under the batch's external ids."""
+    external = sorted({n.external_id for _, n in batch.rows if n.external_id})
+    known: dict[str, Any] = {}
+    for start in range(0, len(external), _LOOKUP_CHUNK):
+        chunk = external[start : start + _LOOKUP_CHUNK]
+        found = await uow.session.execute(sa.select(_ASSESSMENTS).where(_ASSESSMENTS.c.external_id.in_(chunk)))
+        known.update({r.external_id: r for r in found})
+    return known
+
+
 async def apply_import(db: Database, batch: ImportBatch) -> tuple[list[RowResult], int]:
-    caller = current_identity()
+    caller: Identity = current_identity()
     async with db.write() as uow:
         s = uow.session
         now = utcnow()
         checks = AssessmentChecks(s, caller, now)
         await checks.preload({n.person_id for _, n in batch.rows}, {n.skill_id for _, n in batch.rows})
-        external = sorted({n.external_id for _, n in batch.rows if n.external_id})
-        known: dict[str, AssessmentRow] = {}
-        for start in range(0, len(external), _CHUNK):
-            chunk = external[start : start + _CHUNK]
-            found = await s.exec(select(AssessmentRow).where(col(AssessmentRow.external_id).in_(chunk)))
-            known.update({r.external_id: r for r in found.all() if r.external_id})
-
-        pending: list[AssessmentRow] = []
-        pairs: set[tuple[str, str]] = set()
-
-        async def flush_pending() -> None:
-            rows = [r.model_dump() for r in pending]
-            for start in range(0, len(rows), _CHUNK):
-                await s.execute(sa.insert(AssessmentRow), rows[start : start + _CHUNK])
-            pending.clear()
-
+        known = await _known(uow, batch)
+        chunk = _Chunk(uow, now)
         for index, new in batch.rows:
             assert new.external_id
             earlier = known.get(new.external_id)
             if earlier is not None:
                 if new.same_as(earlier):
-                    batch.results.append(RowResult(index, _name(earlier), RowOutcome.UNCHANGED))
+                    batch.results.append(RowResult(index, _name(earlier.person_id, earlier.id), RowOutcome.UNCHANGED))
                 else:
                     batch.reject(
                         index,
@@ -98,27 +128,33 @@ async def apply_import(db: Database, batch: ImportBatch) -> tuple[list[RowResult
                         "assessment.external_id",
                     )
                 continue
-            if new.supersedes_id and pending:
-                await flush_pending()  # it may supersede a row of this very import
+            if new.supersedes_id:
+                await chunk.write()  # it may supersede a row of this very import
             try:
                 superseded = await checks.check(new)
             except EngageError as exc:
                 reason, fld = _rejection(exc)
                 batch.reject(index, reason, fld)
                 continue
-            row = build_row(new, caller, now)
-            pending.append(row)
-            known[new.external_id] = row
-            pairs.add((row.person_id, row.skill_id))
+            values = row_values(new, caller, now)
+            chunk.add(values, new)
+            known[new.external_id] = _Recorded(values)
             if superseded is not None:
                 checks.superseding.add(superseded.id)
-                superseded.superseded_by_id = row.id
+                superseded.superseded_by_id = values["id"]
                 s.add(superseded)
-            batch.results.append(RowResult(index, _name(row), RowOutcome.CREATED))
-        await flush_pending()
-        await s.flush()
-        changed = await refresh_levels(uow, pairs, now)
-    return sorted(batch.results, key=lambda r: r.row), changed
+            batch.results.append(RowResult(index, _name(new.person_id, values["id"]), RowOutcome.CREATED))
+            if len(chunk.rows) >= CHUNK_ROWS:
+                await chunk.write()
+        await chunk.write()
+    return sorted(batch.results, key=lambda r: r.row), chunk.changed
+
+
+class _Recorded:
+    """A row accepted earlier in this import, read like a stored one (for a repeated external id)."""
+
+    def __init__(self, values: dict[str, Any]):
+        self.__dict__.update(values)
 
 
 def counts(results: list[RowResult]) -> dict[str, Any]:

@@ -1,58 +1,106 @@
 """Keeping effective levels up to date: recomputed on every write that can
-change them, published only when they change."""
+change them, published only when they change.
+
+Writes go through SQLAlchemy core in chunks (no ORM object per level): an
+import of millions of assessments refreshes millions of levels, and building
+an ORM object for each costs more than the rule itself. With every level
+change the same transaction writes the day's snapshot
+(services/skills/app/snapshots.py) and the person's role fits
+(services/skills/app/role_fits.py).
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
-from sqlmodel import col, select
+import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.platform.db import UnitOfWork
+from services.skills.app import role_fits, snapshots
 from services.skills.domain.effective import AssessmentFact, EffectiveLevel, Source, effective_level
-from services.skills.events.outgoing import skill_level_event
+from services.skills.events.outgoing import emit_bulk, skill_level_event
 from services.skills.messages import aware
-from services.skills.store.tables import AssessmentRow, SkillLevelRow
+from services.skills.store.tables import AssessmentRow, SkillLevelRow, StoredLevel
 
 Pair = tuple[str, str]  # (person id, skill id)
-_CHUNK = 500
-
-
-def fact_of(row: AssessmentRow) -> AssessmentFact:
-    return AssessmentFact(
-        id=row.id,
-        level=row.level,
-        source=Source(row.source),
-        assessed_at=aware(row.assessed_at),  # type: ignore[arg-type]
-        recorded_at=aware(row.create_time),  # type: ignore[arg-type]
-        expires_at=aware(row.expires_at),
-        superseded=row.superseded_by_id is not None,
+_CHUNK = 500  # people per query: drivers cap the parameters of one statement
+_WRITE_CHUNK = 5000
+_LEVELS = SkillLevelRow.__table__  # type: ignore[attr-defined]
+_ASSESSMENTS = AssessmentRow.__table__  # type: ignore[attr-defined]
+_FACT_COLUMNS = [
+    _ASSESSMENTS.c[name]
+    for name in (
+        "person_id",
+        "skill_id",
+        "id",
+        "level",
+        "source",
+        "assessed_at",
+        "create_time",
+        "expires_at",
+        "superseded_by_id",
     )
+]
 
 
-async def assessments_for(s: AsyncSession, pairs: Iterable[Pair]) -> dict[Pair, list[AssessmentRow]]:
-    """Every assessment of the given (person, skill) pairs, in chunks of people."""
-    wanted = set(pairs)
+def _by_person(pairs: Iterable[Pair]) -> list[tuple[list[str], set[str]]]:
+    """Chunks of people, each with the skills wanted of any of them."""
     by_person: dict[str, set[str]] = defaultdict(set)
-    for person, skill in wanted:
+    for person, skill in pairs:
         by_person[person].add(skill)
     people = sorted(by_person)
-    out: dict[Pair, list[AssessmentRow]] = defaultdict(list)
+    chunks = []
     for start in range(0, len(people), _CHUNK):
         chunk = people[start : start + _CHUNK]
-        skills = set().union(*(by_person[p] for p in chunk))
-        query = select(AssessmentRow).where(
-            col(AssessmentRow.person_id).in_(chunk), col(AssessmentRow.skill_id).in_(skills)
+        chunks.append((chunk, set().union(*(by_person[p] for p in chunk))))
+    return chunks
+
+
+async def facts_for(s: AsyncSession, pairs: Iterable[Pair]) -> dict[Pair, list[AssessmentFact]]:
+    """What the rule needs of every assessment of the given (person, skill) pairs."""
+    wanted = set(pairs)
+    out: dict[Pair, list[AssessmentFact]] = defaultdict(list)
+    for people, skills in _by_person(wanted):
+        query = sa.select(*_FACT_COLUMNS).where(
+            _ASSESSMENTS.c.person_id.in_(people), _ASSESSMENTS.c.skill_id.in_(skills)
         )
-        for row in (await s.exec(query)).all():
-            if (row.person_id, row.skill_id) in wanted:
-                out[(row.person_id, row.skill_id)].append(row)
+        for person, skill, aid, level, source, assessed, created, expires, superseded_by in await s.execute(query):
+            if (person, skill) in wanted:
+                out[(person, skill)].append(
+                    AssessmentFact(
+                        aid,
+                        level,
+                        Source(source),
+                        aware(assessed),  # type: ignore[arg-type]
+                        aware(created),  # type: ignore[arg-type]
+                        aware(expires),
+                        superseded_by is not None,
+                    )
+                )
     return out
 
 
-def apply_level(row: SkillLevelRow, level: EffectiveLevel, now: datetime) -> bool:
+async def stored_levels(s: AsyncSession, pairs: Iterable[Pair], *, lock: bool = False) -> dict[Pair, StoredLevel]:
+    wanted = set(pairs)
+    out: dict[Pair, StoredLevel] = {}
+    for people, skills in _by_person(wanted):
+        query = sa.select(_LEVELS).where(_LEVELS.c.person_id.in_(people), _LEVELS.c.skill_id.in_(skills))
+        if lock:
+            query = query.with_for_update()
+        for row in (await s.execute(query)).mappings():
+            pair = (row["person_id"], row["skill_id"])
+            if pair in wanted:
+                level = StoredLevel(**row)
+                level.assessed_at, level.valid_until = aware(level.assessed_at), aware(level.valid_until)
+                out[pair] = level
+    return out
+
+
+def apply_level(row: SkillLevelRow | StoredLevel, level: EffectiveLevel, now: datetime) -> bool:
     """Copies a computed level onto its row; True if what a reader sees changed."""
     new = (
         level.level,
@@ -87,53 +135,71 @@ def apply_level(row: SkillLevelRow, level: EffectiveLevel, now: datetime) -> boo
     return True
 
 
-async def refresh_levels(uow: UnitOfWork, pairs: Iterable[Pair], now: datetime) -> int:
+async def refresh_levels(
+    uow: UnitOfWork, pairs: Iterable[Pair], now: datetime, fresh: Mapping[Pair, list[AssessmentFact]] | None = None
+) -> int:
     """Recomputes the levels of `pairs` from their assessments, stores them and
     emits `skill_level.changed` for each whose level or claim changed.
-    Returns how many changed that way."""
+    Returns how many changed that way.
+
+    `fresh` may give the assessments of pairs that are new in this
+    transaction: a pair without a stored level has no earlier assessment
+    (every write stores the level of what it wrote), so its history is not
+    read back."""
     s = uow.session
     wanted = sorted(set(pairs))
     if not wanted:
         return 0
+    await s.flush()  # ORM changes of this transaction (e.g. a superseded assessment) must be visible
     # Lock the stored levels first: concurrent writers of the same levels then
     # take turns, and each reads the other's committed assessments.
-    stored: dict[Pair, SkillLevelRow] = {}
-    people = sorted({p for p, _ in wanted})
-    for start in range(0, len(people), _CHUNK):
-        chunk = set(people[start : start + _CHUNK])
-        skills = {sk for p, sk in wanted if p in chunk}
-        query = (
-            select(SkillLevelRow)
-            .where(col(SkillLevelRow.person_id).in_(chunk), col(SkillLevelRow.skill_id).in_(skills))
-            .with_for_update()
-        )
-        for row in (await s.exec(query)).all():
-            stored[(row.person_id, row.skill_id)] = row
-    history = await assessments_for(s, wanted)
-    changed = []
+    stored = await stored_levels(s, wanted, lock=True)
+    fresh = fresh or {}
+    history = await facts_for(s, [p for p in wanted if p in stored or p not in fresh])
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    changed: list[tuple[StoredLevel, int, int]] = []
     for pair in wanted:
-        level = effective_level([fact_of(a) for a in history.get(pair, [])], now)
-        row = stored.get(pair) or SkillLevelRow(person_id=pair[0], skill_id=pair[1], revision=0, update_time=now)
+        facts = history.get(pair, []) if pair in stored or pair not in fresh else fresh[pair]
+        row = stored.get(pair) or StoredLevel(pair[0], pair[1], update_time=now)
         before = (row.level, row.claimed_level)
-        if not apply_level(row, level, now) and row.revision > 0:
+        if not apply_level(row, effective_level(facts, now), now) and row.revision > 0:
             continue
         row.revision += 1
-        s.add(row)
+        values = row.values()
+        if row.revision == 1:
+            inserts.append(values)
+        else:
+            values["_person"], values["_skill"] = values.pop("person_id"), values.pop("skill_id")
+            updates.append(values)
         if (row.level, row.claimed_level) != before:
-            changed.append((row, before))
+            changed.append((row, *before))
+    await _write(s, inserts, updates)
     if changed:
-        await s.flush()
-        await uow.emit_many([skill_level_event(row, *before) for row, before in changed])
+        await emit_bulk(uow, [skill_level_event(row, level, claimed) for row, level, claimed in changed])
+        await snapshots.record(s, [(r.person_id, r.skill_id, r.level, r.claimed_level) for r, _, _ in changed], now)
+        await role_fits.refresh_people(s, {(r.person_id, r.skill_id) for r, level, _ in changed if r.level != level})
     return len(changed)
 
 
-def current(row: SkillLevelRow, history: list[AssessmentRow], now: datetime) -> SkillLevelRow:
+async def _write(s: AsyncSession, inserts: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:
+    for start in range(0, len(inserts), _WRITE_CHUNK):
+        await s.execute(sa.insert(_LEVELS), inserts[start : start + _WRITE_CHUNK])
+    if updates:
+        by_key = sa.update(_LEVELS).where(
+            _LEVELS.c.person_id == sa.bindparam("_person"), _LEVELS.c.skill_id == sa.bindparam("_skill")
+        )
+        for start in range(0, len(updates), _WRITE_CHUNK):
+            await s.execute(by_key, updates[start : start + _WRITE_CHUNK])
+
+
+def current(row: SkillLevelRow, history: list[AssessmentFact], now: datetime) -> SkillLevelRow:
     """A stored level as it stands now: recomputed (not stored) if it went stale."""
     until = aware(row.valid_until)
     if until is None or until > now:
         return row
     fresh = SkillLevelRow(person_id=row.person_id, skill_id=row.skill_id, revision=row.revision, update_time=now)
-    apply_level(fresh, effective_level([fact_of(a) for a in history], now), now)
+    apply_level(fresh, effective_level(history, now), now)
     return fresh
 
 
@@ -142,5 +208,5 @@ async def current_levels(s: AsyncSession, rows: list[SkillLevelRow], now: dateti
     stale = [(r.person_id, r.skill_id) for r in rows if r.valid_until is not None and aware(r.valid_until) <= now]  # type: ignore[operator]
     if not stale:
         return rows
-    history = await assessments_for(s, stale)
+    history = await facts_for(s, stale)
     return [current(r, history.get((r.person_id, r.skill_id), []), now) for r in rows]

@@ -18,14 +18,16 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.platform.cloudevents import CloudEvent
-from services.platform.db import UnitOfWork
+from services.platform.db import UnitOfWork, utcnow
 from services.platform.log import get_logger
+from services.skills.app import role_fits, snapshots
 from services.skills.store.tables import (
     ProjectedAssignmentRow,
     ProjectedOrgUnitRow,
     ProjectedPersonRow,
     ProjectedRequirementRow,
     ProjectedRoleRow,
+    RoleFitRow,
 )
 
 log = get_logger(__name__)
@@ -68,8 +70,9 @@ async def apply_roles_event(uow: UnitOfWork, event: CloudEvent) -> None:
 
 
 async def reset(uow: UnitOfWork) -> None:
-    """Empties the projection (for a rebuild from the stream)."""
-    for table in PROJECTION_TABLES:
+    """Empties the projection (for a rebuild from the stream) and the role
+    fits derived from it (the replayed events derive them again)."""
+    for table in [RoleFitRow, *PROJECTION_TABLES]:
         await uow.session.execute(sa.delete(table))
 
 
@@ -79,13 +82,20 @@ async def _person(s: AsyncSession, body: events_pb2.PersonEvent, sequence: int) 
     row = await s.get(ProjectedPersonRow, person_id)
     if row is not None and sequence <= row.sequence:
         return
+    arrived = row is None
     if row is None:
         row = ProjectedPersonRow(id=person_id, org_unit_id="", status="")
-    row.org_unit_id = _id(p.org_unit, "orgUnits")
+    unit_id = _id(p.org_unit, "orgUnits")
+    moved = not arrived and unit_id != row.org_unit_id
+    row.org_unit_id = unit_id
     row.manager_id = _id(p.manager, "people") or None
     row.status = directory_pb2.PersonStatus.Name(p.status).removeprefix("PERSON_STATUS_")
     row.sequence = sequence
     s.add(row)
+    if arrived:
+        await role_fits.add_person(s, person_id)
+    elif moved:
+        await snapshots.person_moved(s, person_id, unit_id, utcnow())
 
 
 async def _org_unit(s: AsyncSession, body: events_pb2.OrgUnitEvent, sequence: int, deleted: bool) -> None:
@@ -153,8 +163,12 @@ async def _role(s: AsyncSession, body: events_pb2.RoleEvent, sequence: int, dele
             col(ProjectedRequirementRow.role_id) == role_id, col(ProjectedRequirementRow.version) == row.version
         )
     )
-    if deleted:
-        return
+    if not deleted:
+        _requirements(s, role_id, row.version, r)
+    await role_fits.refresh_roles(s, [role_id])
+
+
+def _requirements(s: AsyncSession, role_id: str, version: int, r: roles_pb2.Role) -> None:
     seen: set[str] = set()
     for i, req in enumerate(r.skill_requirements):
         if req.skill in seen or not req.skill:
@@ -163,7 +177,7 @@ async def _role(s: AsyncSession, body: events_pb2.RoleEvent, sequence: int, dele
         s.add(
             ProjectedRequirementRow(
                 role_id=role_id,
-                version=row.version,
+                version=version,
                 skill_id=_id(req.skill, "skills"),
                 position=i,
                 min_level=req.min_level,

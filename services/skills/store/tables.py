@@ -8,7 +8,8 @@ their `sequence` is the last `ce-sequence` applied, so older events are dropped.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -157,6 +158,66 @@ class SkillLevelRow(SQLModel, table=True):
     valid_until: datetime | None = Field(default=None, index=True)
     revision: int = 1
     update_time: datetime
+
+
+@dataclass(slots=True)
+class StoredLevel:
+    """A row of `skill_levels` as plain values (what messages.level_out reads)."""
+
+    person_id: str
+    skill_id: str
+    level: int = 0
+    claimed_level: int = 0
+    source: str = ""
+    basis: list[str] = field(default_factory=list)
+    explanation: str = ""
+    assessed_at: datetime | None = None
+    valid_until: datetime | None = None
+    revision: int = 0
+    update_time: datetime | None = None
+
+    def values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+
+
+class SkillLevelSnapshotRow(SQLModel, table=True):
+    """A person's level in a skill at the end of a day, with their org unit then.
+
+    Written with every level change (one row per person, skill and day: a
+    later change that day overwrites it) and when a person moves unit, so the
+    level on any day is the newest row on or before it."""
+
+    __tablename__ = "skill_level_snapshots"
+    __table_args__ = (sa.Index("ix_skill_level_snapshots_skill_unit_day", "skill_id", "org_unit_id", "day"),)
+
+    person_id: str = Field(primary_key=True, max_length=63)
+    skill_id: str = Field(primary_key=True, max_length=63)
+    day: date = Field(primary_key=True)
+    org_unit_id: str = Field(default="", max_length=63)
+    level: int = 0
+    claimed_level: int = 0
+
+
+class RoleFitRow(SQLModel, table=True):
+    """A person's fit to the current version of a role, kept up to date on
+    every level and requirement change, so FindCandidates walks an index in
+    rank order instead of scoring the whole company on each call.
+
+    `misfit` is 1 when a mandatory requirement has a gap (fits sort first);
+    `score` and `surplus` follow services/skills/domain/fit.py."""
+
+    __tablename__ = "role_fits"
+    __table_args__ = (
+        sa.Index("ix_role_fits_rank", "role_id", "misfit", sa.text("score DESC"), sa.text("surplus DESC"), "person_id"),
+        sa.Index("ix_role_fits_person", "person_id"),
+    )
+
+    role_id: str = Field(primary_key=True, max_length=63)
+    person_id: str = Field(primary_key=True, max_length=63)
+    version: int
+    misfit: int = 0
+    score: float = 0.0
+    surplus: int = 0
 
 
 # ---- projection of the roles service --------------------------------------------------
