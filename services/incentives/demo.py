@@ -208,6 +208,8 @@ def history(
                     o.provider_line_of_business = m.lob
                 elif kind == "customer-satisfaction-score":
                     o.value = rng.choices([2, 3, 4, 5], weights=[1, 2, 5, 4])[0]
+                elif kind == "peer-recognition-given":
+                    o.recipient = f"people/{rng.choice([x for x in members if x.id != m.id] or [m]).id}"
                 o.credits.extend(credits)
                 o.object_ref = f"demo/{period.id}/{m.id}/{n}"
                 events.append(behaviours_pb2.ObservedEvent(id=f"demo-{period.id}-{m.id}-{n}", observation=o))

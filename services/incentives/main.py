@@ -15,6 +15,8 @@ from engage.incentives.v1 import (
     awards_pb2_grpc,
     behaviours_pb2,
     behaviours_pb2_grpc,
+    dead_letters_pb2,
+    dead_letters_pb2_grpc,
     schemes_pb2,
     schemes_pb2_grpc,
     scorecards_pb2,
@@ -22,12 +24,14 @@ from engage.incentives.v1 import (
 )
 
 from services.incentives.api.behaviours import BehaviourServicer
+from services.incentives.api.dead_letters import DeadLetterServicer
 from services.incentives.api.permissions import PERMISSIONS
 from services.incentives.api.schemes import SchemeServicer
 from services.incentives.api.scorecards import AwardServicer, ScorecardServicer
 from services.incentives.app.ingestion import apply_crm_event
 from services.incentives.app.projection import SUBJECTS as ROLES_SUBJECTS
 from services.incentives.app.projection import apply_roles_event
+from services.incentives.events.crm_consumer import CrmBehaviourConsumer
 from services.incentives.settings import IncentivesSettings
 from services.platform.consumer import EventConsumer
 from services.platform.db import Database
@@ -38,10 +42,13 @@ SERVICE_NAMES = [
     schemes_pb2.DESCRIPTOR.services_by_name["SchemeService"].full_name,
     scorecards_pb2.DESCRIPTOR.services_by_name["ScorecardService"].full_name,
     awards_pb2.DESCRIPTOR.services_by_name["AwardService"].full_name,
+    dead_letters_pb2.DESCRIPTOR.services_by_name["DeadLetterService"].full_name,
 ]
 
 CRM_CONSUMER = "incentives-crm-behaviours"
 ROLES_CONSUMER = "incentives-roles-projection"
+# What ReplayDeadLetter applies a dead letter with, by the consumer that gave up on it.
+DEAD_LETTER_HANDLERS = {CRM_CONSUMER: apply_crm_event, ROLES_CONSUMER: apply_roles_event}
 
 
 class IncentivesApp(ServiceApp):
@@ -55,15 +62,18 @@ class IncentivesApp(ServiceApp):
     def __init__(self, settings: IncentivesSettings, *, register: Registrar, db: Database):
         super().__init__(settings, register=register, service_names=SERVICE_NAMES, permissions=PERMISSIONS, db=db)
         self.link.streams[settings.crm_stream] = [settings.crm_subjects]
-        self.consumers = [
-            EventConsumer(
-                self.db,
-                self.link,
-                name=CRM_CONSUMER,
-                stream=settings.crm_stream,
-                subjects=[settings.crm_subjects],
-                handler=apply_crm_event,
-                max_deliver=settings.consumer_max_deliver,
+        self.consumers: list[EventConsumer] = [
+            CrmBehaviourConsumer.around(
+                EventConsumer(
+                    self.db,
+                    self.link,
+                    name=CRM_CONSUMER,
+                    stream=settings.crm_stream,
+                    subjects=[settings.crm_subjects],
+                    handler=apply_crm_event,
+                    max_deliver=settings.consumer_max_deliver,
+                    batch_size=settings.crm_batch_size,
+                )
             ),
             EventConsumer(
                 self.db,
@@ -94,8 +104,13 @@ def build(settings: IncentivesSettings, db: Database | None = None) -> Incentive
     def register(server: grpc.aio.Server) -> None:
         behaviours_pb2_grpc.add_BehaviourServiceServicer_to_server(BehaviourServicer(database), server)
         schemes_pb2_grpc.add_SchemeServiceServicer_to_server(SchemeServicer(database), server)
-        scorecards_pb2_grpc.add_ScorecardServiceServicer_to_server(ScorecardServicer(database), server)
+        scorecards_pb2_grpc.add_ScorecardServiceServicer_to_server(
+            ScorecardServicer(database, settings.minimum_group_size), server
+        )
         awards_pb2_grpc.add_AwardServiceServicer_to_server(AwardServicer(database), server)
+        dead_letters_pb2_grpc.add_DeadLetterServiceServicer_to_server(
+            DeadLetterServicer(database, DEAD_LETTER_HANDLERS), server
+        )
 
     return IncentivesApp(settings, register=register, db=database)
 

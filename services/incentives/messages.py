@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from engage.incentives.v1 import awards_pb2, behaviours_pb2, schemes_pb2, scorecards_pb2
+from engage.incentives.v1 import awards_pb2, behaviours_pb2, dead_letters_pb2, schemes_pb2, scorecards_pb2
 from google.type import money_pb2
 
 from services.incentives.domain.model import (
@@ -30,10 +31,12 @@ from services.incentives.store.tables import (
     AwardRow,
     BehaviourEventRow,
     BehaviourTypeRow,
+    DeadLetterDecisionRow,
     PeriodRow,
     SchemeRow,
     SchemeVersionRow,
 )
+from services.platform.consumer import DeadLetterRow
 from services.platform.errors import invalid
 from services.platform.protobuf import enum_in, enum_out, ts_out, ts_required
 from services.platform.resources import ID_PATTERN, etag_for, parse_name
@@ -106,6 +109,8 @@ def behaviour_type_out(row: BehaviourTypeRow) -> behaviours_pb2.BehaviourType:
         unit=row.unit,
         evidence_source=row.evidence_source,
         credits_provider=row.credits_provider,
+        peer_recognition=row.peer_recognition,
+        recognition_budget=row.recognition_budget,
         etag=etag_for(name, row.revision),
         create_time=ts_out(row.create_time),
         update_time=ts_out(row.update_time),
@@ -129,6 +134,7 @@ class Observed:
     related_org_unit: str | None = None
     source_system: str = ""
     object_ref: str = ""
+    recipient: str | None = None  # peer recognition: the person thanked
 
 
 MAX_CREDITS = 50
@@ -164,6 +170,7 @@ def observed_in(event_id: str, o: behaviours_pb2.BehaviourObserved, prefix: str,
         related_org_unit=ref(o.related_org_unit, "orgUnits", f"{prefix}.related_org_unit"),
         source_system=o.source_system[:200],
         object_ref=o.object_ref[:200],
+        recipient=ref(o.recipient, "people", f"{prefix}.recipient"),
     )
 
 
@@ -171,7 +178,10 @@ def _unit(unit_id: str | None) -> str:
     return f"orgUnits/{unit_id}" if unit_id else ""
 
 
-def behaviour_event_out(row: BehaviourEventRow) -> behaviours_pb2.BehaviourEvent:
+def behaviour_event_out(
+    row: BehaviourEventRow, units: Sequence[tuple[str, str, str]] = ()
+) -> behaviours_pb2.BehaviourEvent:
+    """`units`: (person, org unit, line of business) of each credit when it happened."""
     observation = behaviours_pb2.BehaviourObserved(
         behaviour_type=f"behaviourTypes/{row.behaviour_type_id}",
         credits=[behaviours_pb2.Credit(person=f"people/{c['person']}", share=c["share"]) for c in row.credits],
@@ -182,6 +192,7 @@ def behaviour_event_out(row: BehaviourEventRow) -> behaviours_pb2.BehaviourEvent
         related_org_unit=_unit(row.related_org_unit),
         source_system=row.source_system,
         object_ref=row.object_ref,
+        recipient=f"people/{row.recipient}" if row.recipient else "",
     )
     return behaviours_pb2.BehaviourEvent(
         name=f"behaviourEvents/{row.id}",
@@ -192,6 +203,10 @@ def behaviour_event_out(row: BehaviourEventRow) -> behaviours_pb2.BehaviourEvent
         credited_org_units=[f"orgUnits/{u}" for u in row.credited_org_units],
         record_time=ts_out(row.record_time),
         accept_time=ts_out(row.accept_time),
+        credited_units=[
+            behaviours_pb2.CreditedUnit(person=f"people/{person}", org_unit=_unit(unit), line_of_business=_unit(lob))
+            for person, unit, lob in units
+        ],
     )
 
 
@@ -533,6 +548,33 @@ def award_out(row: AwardRow) -> awards_pb2.Award:
         etag=etag_for(name, row.revision),
         create_time=ts_out(row.create_time),
         update_time=ts_out(row.update_time),
+    )
+
+
+# ---- dead letters ---------------------------------------------------------------
+
+
+def dead_letter_out(
+    row: DeadLetterRow, decision: DeadLetterDecisionRow | None, *, with_body: bool = True
+) -> dead_letters_pb2.DeadLetter:
+    name = f"deadLetters/{row.id}"
+    state = decision.state if decision else "PENDING"
+    return dead_letters_pb2.DeadLetter(
+        name=name,
+        consumer=row.consumer,
+        subject=row.subject,
+        stream_sequence=row.stream_sequence,
+        event_id=row.event_id,
+        headers={str(k): str(v) for k, v in row.headers.items()} if with_body else {},
+        data=row.data if with_body else b"",
+        error=row.error,
+        deliveries=row.deliveries,
+        create_time=ts_out(row.created_at),
+        state=enum_out(dead_letters_pb2.DeadLetter.State, "STATE_", state),
+        decision_reason=decision.reason if decision else "",
+        decided_by=decision.decided_by if decision else "",
+        decide_time=ts_out(decision.decide_time) if decision else None,
+        etag=etag_for(name, decision.revision if decision else 1),
     )
 
 

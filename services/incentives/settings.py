@@ -12,3 +12,7 @@ class IncentivesSettings(ServiceSettings):
     crm_subjects: str = "crm.behaviours.v1.>"
     # Deliveries of an event before it goes to the dead-letter table.
     consumer_max_deliver: int = 5
+    # Messages fetched and applied in one transaction by the CRM consumer.
+    crm_batch_size: int = 500
+    # Team summaries of fewer people than this are withheld (privacy).
+    minimum_group_size: int = 5

@@ -7,13 +7,22 @@ from engage.incentives.v1 import behaviours_pb2, behaviours_pb2_grpc
 
 from services.incentives import messages
 from services.incentives.app import catalogue as uc
-from services.incentives.app import ingestion
+from services.incentives.app import ingestion, reciprocity
 from services.incentives.domain.model import EventState
 from services.platform.db import Database
 from services.platform.errors import InvalidArgument, invalid
 from services.platform.resources import check_id, mask_paths, page_of, parse_name
 
-_TYPE_MASK = {"display_name", "description", "category", "unit", "evidence_source", "credits_provider"}
+_TYPE_MASK = {
+    "display_name",
+    "description",
+    "category",
+    "unit",
+    "evidence_source",
+    "credits_provider",
+    "peer_recognition",
+    "recognition_budget",
+}
 MAX_BATCH = 10_000
 Outcome = behaviours_pb2.RecordOutcome
 
@@ -36,7 +45,15 @@ def _type_fields(t: behaviours_pb2.BehaviourType, prefix: str = "behaviour_type"
         unit=required_text(t.unit, f"{prefix}.unit", 40),
         evidence_source=t.evidence_source[:200],
         credits_provider=t.credits_provider,
+        peer_recognition=t.peer_recognition,
+        recognition_budget=_budget(t.recognition_budget, f"{prefix}.recognition_budget"),
     )
+
+
+def _budget(value: int, field: str) -> int:
+    if value < 0:
+        raise invalid(field, "must not be negative (0: no limit)")
+    return value
 
 
 class BehaviourServicer(behaviours_pb2_grpc.BehaviourServiceServicer):
@@ -87,6 +104,10 @@ class BehaviourServicer(behaviours_pb2_grpc.BehaviourServiceServicer):
             changes["evidence_source"] = t.evidence_source[:200]
         if "credits_provider" in paths:
             changes["credits_provider"] = t.credits_provider
+        if "peer_recognition" in paths:
+            changes["peer_recognition"] = t.peer_recognition
+        if "recognition_budget" in paths:
+            changes["recognition_budget"] = _budget(t.recognition_budget, "behaviour_type.recognition_budget")
         row = await uc.update_behaviour_type(self.db, type_id, changes, t.etag)
         return messages.behaviour_type_out(row)
 
@@ -107,9 +128,13 @@ class BehaviourServicer(behaviours_pb2_grpc.BehaviourServiceServicer):
                 field = exc.violations[0].field if exc.violations else ""
                 outcomes.append(Outcome(id=e.id, kind=Outcome.KIND_REJECTED, field=field, reason=exc.message))
         recorded = iter(await ingestion.record_batch(self.db, valid))
-        kinds = {ingestion.ACCEPTED: Outcome.KIND_ACCEPTED, ingestion.PARKED: Outcome.KIND_PARKED}
+        kinds = {
+            ingestion.ACCEPTED: Outcome.KIND_ACCEPTED,
+            ingestion.PARKED: Outcome.KIND_PARKED,
+            ingestion.REJECTED: Outcome.KIND_REJECTED,
+        }
         final: list[Outcome] = []
-        for slot in outcomes:
+        for index, slot in enumerate(outcomes):
             if slot is not None:
                 final.append(slot)
                 continue
@@ -119,6 +144,7 @@ class BehaviourServicer(behaviours_pb2_grpc.BehaviourServiceServicer):
                     id=r.id,
                     kind=kinds.get(r.kind, Outcome.KIND_DUPLICATE),
                     park_reason=messages.outcome_park_reason(r.park_reason),  # type: ignore[arg-type]
+                    field=f"events[{index}].observation.{r.field}" if r.field else "",
                     reason=r.reason,
                 )
             )
@@ -134,8 +160,8 @@ class BehaviourServicer(behaviours_pb2_grpc.BehaviourServiceServicer):
     async def GetBehaviourEvent(
         self, request: behaviours_pb2.GetBehaviourEventRequest, context: grpc.aio.ServicerContext
     ) -> behaviours_pb2.BehaviourEvent:
-        row = await ingestion.get_event(self.db, parse_name(request.name, "behaviourEvents", "name"))
-        return messages.behaviour_event_out(row)
+        row, units = await ingestion.get_event(self.db, parse_name(request.name, "behaviourEvents", "name"))
+        return messages.behaviour_event_out(row, units)
 
     async def ListBehaviourEvents(
         self, request: behaviours_pb2.ListBehaviourEventsRequest, context: grpc.aio.ServicerContext
@@ -149,8 +175,8 @@ class BehaviourServicer(behaviours_pb2_grpc.BehaviourServiceServicer):
         page = page_of(request.page_size, request.page_token, state=state, person=person)
         rows = await ingestion.list_events(self.db, state, person, page.size, page.after)
         return behaviours_pb2.ListBehaviourEventsResponse(
-            behaviour_events=[messages.behaviour_event_out(r) for r in rows],
-            next_page_token=page.next_token(rows[-1].id if rows else None, len(rows)),
+            behaviour_events=[messages.behaviour_event_out(r, units) for r, units in rows],
+            next_page_token=page.next_token(rows[-1][0].id if rows else None, len(rows)),
         )
 
     async def ReplayParkedEvents(
@@ -161,4 +187,22 @@ class BehaviourServicer(behaviours_pb2_grpc.BehaviourServiceServicer):
         return behaviours_pb2.ReplayParkedEventsResponse(
             accepted=[f"behaviourEvents/{i}" for i in accepted],
             still_parked=[messages.behaviour_event_out(r) for r in parked],
+        )
+
+    async def ListReciprocalPairs(
+        self, request: behaviours_pb2.ListReciprocalPairsRequest, context: grpc.aio.ServicerContext
+    ) -> behaviours_pb2.ListReciprocalPairsResponse:
+        pairs = await reciprocity.reciprocal_pairs_in(self.db, request.month)
+        return behaviours_pb2.ListReciprocalPairsResponse(
+            pairs=[
+                behaviours_pb2.ReciprocalPair(
+                    person_a=f"people/{p.person_a}",
+                    person_b=f"people/{p.person_b}",
+                    a_to_b=p.a_to_b,
+                    b_to_a=p.b_to_a,
+                    a_given=p.a_given,
+                    b_given=p.b_given,
+                )
+                for p in pairs
+            ]
         )

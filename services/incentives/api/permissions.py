@@ -16,6 +16,15 @@ _PERMISSIONS = {
         "GetBehaviourEvent": READ,
         "ListBehaviourEvents": READ,
         "ReplayParkedEvents": BEHAVIOURS_RECORD,
+        # Who recognises whom is for the reviewers' eyes.
+        "ListReciprocalPairs": PERIODS_CLOSE,
+    },
+    # Dead letters are mended by those who send and fix behaviour events (like parked ones).
+    "DeadLetterService": {
+        "ListDeadLetters": BEHAVIOURS_RECORD,
+        "GetDeadLetter": BEHAVIOURS_RECORD,
+        "ReplayDeadLetter": BEHAVIOURS_RECORD,
+        "DiscardDeadLetter": BEHAVIOURS_RECORD,
     },
     "SchemeService": {
         "CreateScheme": CATALOGUE_WRITE,
@@ -29,6 +38,8 @@ _PERMISSIONS = {
         # Employees read their own, managers their units': the use case checks whose.
         "GetScorecard": READ,
         "ListScorecards": READ,
+        # Heads of the unit (or above), HR and programme leads: the use case checks.
+        "GetTeamSummary": READ,
     },
     "AwardService": {
         "GetPeriod": READ,

@@ -10,7 +10,7 @@ from engage.incentives.v1 import schemes_pb2, schemes_pb2_grpc
 from services.incentives import messages
 from services.incentives.api.behaviours import required_text
 from services.incentives.app import schemes as uc
-from services.incentives.app.scorecards import simulate
+from services.incentives.app.awards import simulate
 from services.incentives.domain.periods import parse_date
 from services.incentives.domain.scoring import within_budget
 from services.platform.db import Database

@@ -9,6 +9,7 @@ from engage.incentives.v1 import awards_pb2, awards_pb2_grpc, scorecards_pb2, sc
 
 from services.incentives import messages
 from services.incentives.api.behaviours import required_text
+from services.incentives.app import awards as uc_awards
 from services.incentives.app import scorecards as uc
 from services.incentives.domain.model import AwardState
 from services.platform.db import Database
@@ -16,7 +17,7 @@ from services.platform.errors import invalid
 from services.platform.resources import ID_PATTERN, page_of
 
 _PERIOD = re.compile(r"^schemes/([^/]+)/periods/([^/]+)$")
-_CHILD = re.compile(r"^schemes/([^/]+)/periods/([^/]+)/(scorecards|awards)/([^/]+)$")
+_CHILD = re.compile(r"^schemes/([^/]+)/periods/([^/]+)/(scorecards|awards|teams)/([^/]+)$")
 
 
 def period_name(name: str, field: str) -> tuple[str, str]:
@@ -29,7 +30,8 @@ def period_name(name: str, field: str) -> tuple[str, str]:
 def child_name(name: str, collection: str, field: str) -> tuple[str, str, str]:
     m = _CHILD.match(name)
     if not m or m.group(3) != collection or not ID_PATTERN.match(m.group(1)) or not ID_PATTERN.match(m.group(4)):
-        raise invalid(field, f"must be schemes/{{scheme}}/periods/{{period}}/{collection}/{{person}}, got {name!r}")
+        what = "org_unit" if collection == "teams" else "person"
+        raise invalid(field, f"must be schemes/{{scheme}}/periods/{{period}}/{collection}/{{{what}}}, got {name!r}")
     return m.group(1), m.group(2), m.group(4)
 
 
@@ -48,13 +50,14 @@ def _scorecard_out(v: uc.ScorecardView) -> scorecards_pb2.Scorecard:
     )
 
 
-def _period_out(v: uc.PeriodView) -> awards_pb2.Period:
+def _period_out(v: uc_awards.PeriodView) -> awards_pb2.Period:
     return messages.period_out(v.scheme_id, v.period, v.version, v.row, v.award_count, v.total, v.budget, v.currency)
 
 
 class ScorecardServicer(scorecards_pb2_grpc.ScorecardServiceServicer):
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, minimum_group_size: int):
         self.db = db
+        self.minimum_group_size = minimum_group_size
 
     async def GetScorecard(
         self, request: scorecards_pb2.GetScorecardRequest, context: grpc.aio.ServicerContext
@@ -73,6 +76,27 @@ class ScorecardServicer(scorecards_pb2_grpc.ScorecardServiceServicer):
             next_page_token=page.next_token(views[-1].person_id if views else None, len(views)),
         )
 
+    async def GetTeamSummary(
+        self, request: scorecards_pb2.GetTeamSummaryRequest, context: grpc.aio.ServicerContext
+    ) -> scorecards_pb2.TeamSummary:
+        scheme_id, period_id, unit_id = child_name(request.name, "teams", "name")
+        v = await uc.team_summary(self.db, scheme_id, period_id, unit_id, self.minimum_group_size)
+        return scorecards_pb2.TeamSummary(
+            name=request.name,
+            org_unit=f"orgUnits/{v.unit_id}",
+            member_count=v.member_count,
+            minimum_group_size=v.minimum_group_size,
+            suppressed=v.suppressed,
+            average_attainment=v.average_attainment,
+            measures=[
+                scorecards_pb2.TeamMeasure(
+                    measure=m, display_name=name, average_value=value, average_attainment=attainment
+                )
+                for m, name, value, attainment in v.measures
+            ],
+            scheme_version=v.version,
+        )
+
 
 class AwardServicer(awards_pb2_grpc.AwardServiceServicer):
     def __init__(self, db: Database):
@@ -81,17 +105,17 @@ class AwardServicer(awards_pb2_grpc.AwardServiceServicer):
     async def GetPeriod(
         self, request: awards_pb2.GetPeriodRequest, context: grpc.aio.ServicerContext
     ) -> awards_pb2.Period:
-        return _period_out(await uc.get_period(self.db, *period_name(request.name, "name")))
+        return _period_out(await uc_awards.get_period(self.db, *period_name(request.name, "name")))
 
     async def ClosePeriod(
         self, request: awards_pb2.ClosePeriodRequest, context: grpc.aio.ServicerContext
     ) -> awards_pb2.Period:
-        return _period_out(await uc.close_period(self.db, *period_name(request.name, "name")))
+        return _period_out(await uc_awards.close_period(self.db, *period_name(request.name, "name")))
 
     async def GetAward(
         self, request: awards_pb2.GetAwardRequest, context: grpc.aio.ServicerContext
     ) -> awards_pb2.Award:
-        return messages.award_out(await uc.get_award(self.db, *child_name(request.name, "awards", "name")))
+        return messages.award_out(await uc_awards.get_award(self.db, *child_name(request.name, "awards", "name")))
 
     async def ListAwards(
         self, request: awards_pb2.ListAwardsRequest, context: grpc.aio.ServicerContext
@@ -103,7 +127,7 @@ class AwardServicer(awards_pb2_grpc.AwardServiceServicer):
             else None
         )
         page = page_of(request.page_size, request.page_token, parent=request.parent, state=state)
-        rows = await uc.list_awards(self.db, scheme_id, period_id, state, page.size, page.after)
+        rows = await uc_awards.list_awards(self.db, scheme_id, period_id, state, page.size, page.after)
         return awards_pb2.ListAwardsResponse(
             awards=[messages.award_out(r) for r in rows],
             next_page_token=page.next_token(rows[-1].person_id if rows else None, len(rows)),
@@ -114,13 +138,13 @@ class AwardServicer(awards_pb2_grpc.AwardServiceServicer):
     ) -> awards_pb2.Award:
         scheme_id, period_id, person_id = child_name(request.name, "awards", "name")
         reason = required_text(request.reason, "reason", 2000)
-        current = await uc.get_award(self.db, scheme_id, period_id, person_id)
+        current = await uc_awards.get_award(self.db, scheme_id, period_id, person_id)
         amount = messages.amount_in(request.amount, current.currency, "amount")
-        row = await uc.adjust_award(self.db, scheme_id, period_id, person_id, amount, reason, request.etag)
+        row = await uc_awards.adjust_award(self.db, scheme_id, period_id, person_id, amount, reason, request.etag)
         return messages.award_out(row)
 
     async def ApproveAward(
         self, request: awards_pb2.ApproveAwardRequest, context: grpc.aio.ServicerContext
     ) -> awards_pb2.Award:
         scheme_id, period_id, person_id = child_name(request.name, "awards", "name")
-        return messages.award_out(await uc.approve_award(self.db, scheme_id, period_id, person_id, request.etag))
+        return messages.award_out(await uc_awards.approve_award(self.db, scheme_id, period_id, person_id, request.etag))

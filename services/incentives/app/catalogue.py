@@ -27,6 +27,8 @@ class BehaviourTypeFields:
     unit: str
     evidence_source: str
     credits_provider: bool
+    peer_recognition: bool = False
+    recognition_budget: int = 0
 
 
 async def create_behaviour_type(
@@ -47,6 +49,8 @@ async def create_behaviour_type(
             unit=fields.unit,
             evidence_source=fields.evidence_source,
             credits_provider=fields.credits_provider,
+            peer_recognition=fields.peer_recognition,
+            recognition_budget=fields.recognition_budget,
             create_time=now,
             update_time=now,
         )
@@ -105,6 +109,8 @@ async def seed_catalogue(db: Database) -> int:
                 unit=d.unit,
                 evidence_source=d.evidence_source,
                 credits_provider=d.credits_provider,
+                peer_recognition=d.peer_recognition,
+                recognition_budget=d.recognition_budget,
                 create_time=now,
                 update_time=now,
             )

@@ -9,6 +9,7 @@ from datetime import UTC
 
 from engage.roles.v1 import directory_pb2, events_pb2
 
+from services.incentives.app.attribution import record_move
 from services.incentives.app.ingestion import replay_for_person
 from services.incentives.store.tables import ProjectedAssignmentRow, ProjectedOrgUnitRow, ProjectedPersonRow
 from services.platform.cloudevents import CloudEvent
@@ -39,7 +40,11 @@ async def _person(uow: UnitOfWork, event: CloudEvent) -> None:
         return  # older than what we have
     first_seen = row is None
     row = row or ProjectedPersonRow(id=pid, status="", sequence=0)
-    row.org_unit_id = _id(p.org_unit)
+    unit = _id(p.org_unit)
+    if first_seen or unit != row.org_unit_id:
+        # The directory changed at the event's time: earlier behaviours stay with the old unit.
+        await record_move(uow.session, pid, unit, None if first_seen else event.time)
+    row.org_unit_id = unit
     row.manager_id = _id(p.manager) or None
     row.status = directory_pb2.PersonStatus.Name(p.status).removeprefix("PERSON_STATUS_")
     row.sequence = event.sequence

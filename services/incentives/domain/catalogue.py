@@ -20,6 +20,8 @@ class BehaviourDefinition:
     description: str
     evidence_source: str
     credits_provider: bool = False
+    peer_recognition: bool = False
+    recognition_budget: int = 0  # per giver per calendar month (UTC)
 
 
 SEED: tuple[BehaviourDefinition, ...] = (
@@ -75,8 +77,10 @@ SEED: tuple[BehaviourDefinition, ...] = (
         C.TEAMING,
         "recognition",
         "A colleague thanked for help on a customer matter, through the CRM's recognition feature. The giver is "
-        "credited; recognising oneself is not possible.",
+        "credited; recognising oneself is not possible, and each giver has 10 recognitions a month.",
         "CRM recognition (thanks given)",
+        peer_recognition=True,
+        recognition_budget=10,
     ),
     BehaviourDefinition(
         "customer-satisfaction-score",

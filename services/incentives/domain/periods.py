@@ -93,3 +93,36 @@ def settlement_period(
             return period
         period = next_period(period, calendar)
     return period
+
+
+@dataclass(frozen=True)
+class Window:
+    """Credits that occurred in [occurred_from, occurred_to) and were accepted
+    in [accepted_from, accepted_to) (None: unbounded) settle in one period."""
+
+    occurred_from: datetime
+    occurred_to: datetime
+    accepted_from: datetime | None
+    accepted_to: datetime | None
+    late_from_period: str  # "" for the period's own events
+
+
+def settlement_windows(period: Period, closed_at: Mapping[str, datetime], calendar: Calendar) -> list[Window]:
+    """Where `settlement_period` puts a credit, as ranges a query can select:
+    the period's own events accepted before its close (if closed), and for
+    each earlier closed period Q whose successors up to `period` were all
+    closed, the events of Q accepted after every one of those closes."""
+    own_close = closed_at.get(period.id)
+    windows = [Window(period.start, period.end, None, own_close, "")]
+    earlier = sorted((pid for pid in closed_at if pid < period.id), reverse=True)
+    later_close: datetime | None = None  # latest close among the periods between Q and `period`
+    expected = period
+    for pid in earlier:
+        q = parse_period(pid, calendar)
+        if next_period(q, calendar) != expected:
+            break  # an open period in between catches Q's late events
+        q_close = closed_at[pid]
+        later_close = q_close if later_close is None else max(later_close, q_close)
+        windows.append(Window(q.start, q.end, later_close, own_close, pid))
+        expected = q
+    return windows

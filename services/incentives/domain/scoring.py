@@ -8,7 +8,7 @@ an amount. Every number keeps the events it came from.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -57,19 +57,41 @@ class Score:
     payout: Decimal
 
 
-def aggregate(aggregation: Aggregation, counted: Sequence[Counted]) -> float:
-    if aggregation == Aggregation.COUNT:
-        return sum(c.share for c in counted)
-    if aggregation == Aggregation.SUM:
-        return sum(c.contribution.value * c.share for c in counted)
-    if aggregation == Aggregation.AVERAGE:
-        weight = sum(c.share for c in counted)
-        return sum(c.contribution.value * c.share for c in counted) / weight if weight > 0 else 0.0
+@dataclass(frozen=True)
+class Totals:
+    """What a measure needs of a person's counted contributions: enough to
+    aggregate without the events themselves (a period close sums these in
+    the database)."""
+
+    share: float = 0.0  # sum of the applied shares
+    value: float = 0.0  # sum of value x applied share
+    distinct: int = 0  # distinct collaborators or departments, per the aggregation
+
+
+def totals_of(aggregation: Aggregation, counted: Sequence[Counted]) -> Totals:
     if aggregation == Aggregation.DISTINCT_COLLABORATORS:
-        return float(len(frozenset().union(*(c.contribution.collaborators for c in counted))))
-    if aggregation == Aggregation.DISTINCT_DEPARTMENTS:
-        return float(len(frozenset().union(*(c.contribution.departments for c in counted))))
+        distinct = len(frozenset().union(*(c.contribution.collaborators for c in counted)))
+    elif aggregation == Aggregation.DISTINCT_DEPARTMENTS:
+        distinct = len(frozenset().union(*(c.contribution.departments for c in counted)))
+    else:
+        distinct = 0
+    return Totals(sum(c.share for c in counted), sum(c.contribution.value * c.share for c in counted), distinct)
+
+
+def measure_value(aggregation: Aggregation, t: Totals) -> float:
+    if aggregation == Aggregation.COUNT:
+        return t.share
+    if aggregation == Aggregation.SUM:
+        return t.value
+    if aggregation == Aggregation.AVERAGE:
+        return t.value / t.share if t.share > 0 else 0.0
+    if aggregation in (Aggregation.DISTINCT_COLLABORATORS, Aggregation.DISTINCT_DEPARTMENTS):
+        return float(t.distinct)
     raise ValueError(f"unknown aggregation {aggregation}")
+
+
+def aggregate(aggregation: Aggregation, counted: Sequence[Counted]) -> float:
+    return measure_value(aggregation, totals_of(aggregation, counted))
 
 
 def measure_attainment(value: float, target: float, cap: float | None) -> float:
@@ -104,13 +126,27 @@ def payout_amount(attainment: float, curve: PayoutCurve) -> Decimal:
 def score(content: SchemeContent, contributions: Iterable[Contribution]) -> Score:
     """A person's scorecard under one scheme version."""
     items = sorted(contributions, key=lambda c: (c.occurred_at, c.event_id))
-    lines: list[Line] = []
+    measured = []
     for measure in content.measures:
         kinds = set(measure.behaviour_types)
         counted = tuple(
             Counted(c, applied_share(c.share, content.credit_split)) for c in items if c.behaviour_type in kinds
         )
-        value = aggregate(measure.aggregation, counted)
+        measured.append((measure, aggregate(measure.aggregation, counted), counted))
+    return _assemble(content, measured)
+
+
+def score_totals(content: SchemeContent, totals: Mapping[str, Totals]) -> Score:
+    """The same scorecard from each measure's totals (by measure id), without
+    the events: what a period close computes for thousands of people."""
+    return _assemble(
+        content, [(m, measure_value(m.aggregation, totals.get(m.id, Totals())), ()) for m in content.measures]
+    )
+
+
+def _assemble(content: SchemeContent, measured: Sequence[tuple[Measure, float, tuple[Counted, ...]]]) -> Score:
+    lines = []
+    for measure, value, counted in measured:
         attainment = measure_attainment(value, measure.target, measure.cap)
         lines.append(Line(measure, value, attainment, attainment * measure.weight / 100.0, counted))
     total = sum(line.weighted_attainment for line in lines)
@@ -137,4 +173,5 @@ __all__ = [
     "payout_amount",
     "payout_factor",
     "score",
+    "score_totals",
 ]

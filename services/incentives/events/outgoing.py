@@ -10,8 +10,9 @@ from engage.incentives.v1 import awards_pb2, events_pb2, schemes_pb2
 from google.protobuf.message import Message
 
 from services.incentives import messages
-from services.incentives.store.tables import AwardRow, BehaviourTypeRow
+from services.incentives.store.tables import AwardRow, BehaviourTypeRow, DeadLetterDecisionRow
 from services.platform.cloudevents import CloudEvent, change_event
+from services.platform.consumer import DeadLetterRow
 
 SOURCE = "/engage/incentives"
 
@@ -37,3 +38,9 @@ def award_event(verb: str, row: AwardRow) -> CloudEvent:
     award = messages.award_out(row)
     # Partitioned by person: payroll sees one person's awards in order.
     return _event("award", verb, award.name, events_pb2.AwardEvent(award=award), row.revision, award.person)
+
+
+def dead_letter_event(verb: str, row: DeadLetterRow, decision: DeadLetterDecisionRow) -> CloudEvent:
+    # Without headers and body: those may hold what the sender should not have sent.
+    letter = messages.dead_letter_out(row, decision, with_body=False)
+    return _event("dead_letter", verb, letter.name, events_pb2.DeadLetterEvent(dead_letter=letter), decision.revision)

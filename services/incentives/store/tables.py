@@ -29,6 +29,8 @@ class BehaviourTypeRow(SQLModel, table=True):
     unit: str = Field(max_length=40)
     evidence_source: str = Field(default="", max_length=200)
     credits_provider: bool = False
+    peer_recognition: bool = False
+    recognition_budget: int = 0  # per giver per calendar month (UTC); 0: no limit
     revision: int = 1
     create_time: datetime
     update_time: datetime
@@ -50,6 +52,7 @@ class BehaviourEventRow(SQLModel, table=True):
     related_org_unit: str | None = Field(default=None, max_length=63)
     source_system: str = Field(default="", max_length=200)
     object_ref: str = Field(default="", max_length=200)
+    recipient: str | None = Field(default=None, max_length=63)  # peer recognition: the person thanked
     state: str = Field(max_length=20, index=True)
     park_reason: str = Field(default="", max_length=40)
     park_detail: str = Field(default="", max_length=300)
@@ -64,7 +67,12 @@ class CreditRow(SQLModel, table=True):
     __tablename__ = "behaviour_credits"
     __table_args__ = (
         sa.Index("ix_behaviour_credits_person_time", "person_id", "occurred_at"),
+        # Period close and simulation: every credit of a time range, grouped by person.
         sa.Index("ix_behaviour_credits_time", "occurred_at"),
+        # Team summaries: the credits of some units in a time range.
+        sa.Index("ix_behaviour_credits_unit_time", "org_unit_id", "occurred_at"),
+        # Reciprocal pairs: recognitions (a recipient set) in a month.
+        sa.Index("ix_behaviour_credits_recipient_time", "recipient_id", "occurred_at"),
     )
 
     event_id: str = Field(primary_key=True, max_length=63)
@@ -75,8 +83,12 @@ class CreditRow(SQLModel, table=True):
     value: float
     share: float  # normalised: the event's shares add up to 1
     collaborators: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    # Org units reached, other than the person's own when the event was accepted.
+    # Org units reached, other than the person's own when the behaviour happened.
     departments: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Where the person belonged when the behaviour happened (team views credit these).
+    org_unit_id: str = Field(default="", max_length=63)
+    line_of_business_id: str = Field(default="", max_length=63)
+    recipient_id: str | None = Field(default=None, max_length=63)  # peer recognition: the person thanked
 
 
 class ProjectedPersonRow(SQLModel, table=True):
@@ -87,6 +99,17 @@ class ProjectedPersonRow(SQLModel, table=True):
     manager_id: str | None = Field(default=None, max_length=63)
     status: str = Field(max_length=20)
     sequence: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+
+
+class ProjectedPersonUnitRow(SQLModel, table=True):
+    """A person's org unit from `valid_from` on (the first row of a person
+    from the beginning of time): credits take the unit of the event's time."""
+
+    __tablename__ = "incentives_person_units"
+
+    person_id: str = Field(primary_key=True, max_length=63)
+    valid_from: datetime = Field(primary_key=True)
+    org_unit_id: str = Field(max_length=63)
 
 
 class ProjectedOrgUnitRow(SQLModel, table=True):
@@ -188,3 +211,16 @@ class AwardRow(SQLModel, table=True):
     revision: int = 1
     create_time: datetime
     update_time: datetime
+
+
+class DeadLetterDecisionRow(SQLModel, table=True):
+    """What an operator decided about a dead letter (the platform's row stays as it was)."""
+
+    __tablename__ = "dead_letter_decisions"
+
+    dead_letter_id: int = Field(primary_key=True)
+    state: str = Field(max_length=20)  # REPLAYED or DISCARDED
+    reason: str = Field(default="", max_length=2000)
+    decided_by: str = Field(max_length=300)
+    decide_time: datetime
+    revision: int = 2  # the pending dead letter is revision 1

@@ -103,7 +103,8 @@ async def test_cloudevents_on_nats_count_once_and_poison_is_dead_lettered_withou
     await inc.publish_crm("ce-1", body)
     await inc.publish_crm("ce-1", body, msg_id="redelivered-under-another-message-id")
     await inc.publish_crm("ce-poison", b"\x00not protobuf")
-    await inc.publish_crm("ce-2", observed("peer-recognition-given", ["S2"], ts(2025, 1, 15)).SerializeToString())
+    thanks = observed("peer-recognition-given", ["S2"], ts(2025, 1, 15), recipient="people/S1")
+    await inc.publish_crm("ce-2", thanks.SerializeToString())
 
     async def states() -> dict[str, int]:
         listed = await inc.behaviours.ListBehaviourEvents(
