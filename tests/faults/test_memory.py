@@ -1,0 +1,120 @@
+"""Memory stays flat: oversized, endless and greedy requests get a clear error,
+and the server's resident memory (VmRSS in /proc/<pid>/status) stays within
+a bound of what it used before them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from engage.roles.v1 import directory_pb2, directory_pb2_grpc
+
+from tests.support.company import person_row, stream, unit_row
+from tests.support.grpc_errors import call_error
+from tests.support.processes import RolesProcess
+
+MIB = 1024
+ENDLESS_SECONDS = 3.0
+
+
+@pytest.fixture
+def roles_process(tmp_path: Path, mint, nats_server) -> Iterator[RolesProcess]:
+    service = RolesProcess(
+        f"sqlite+aiosqlite:///{tmp_path / 'roles.db'}",
+        nats_server.url,
+        mint,
+        tmp_path,
+        ENGAGE_DRAIN_SECONDS="0",
+        ENGAGE_GRACE_SECONDS="1",
+    )
+    service.migrate()
+    service.start()
+    yield service
+    service.stop()
+
+
+def company(people: int) -> list[directory_pb2.ImportDirectoryRequest]:
+    rows = [unit_row("ROOT", "Root", directory_pb2.ORG_UNIT_KIND_COMPANY, "", "")]
+    return rows + [person_row(f"M{i:06d}", f"Person {i}", "ROOT", "", 2) for i in range(people)]
+
+
+async def endless_rows(seconds: float) -> AsyncIterator[directory_pb2.ImportDirectoryRequest]:
+    """An import that never ends by itself (bounded here by time, for the suite's sake)."""
+    started, i = time.monotonic(), 0
+    while time.monotonic() - started < seconds * 3:
+        yield person_row(f"E{i:09d}", "x" * 200, "ROOT", "", 2)
+        i += 1
+        if i % 500 == 0:
+            await asyncio.sleep(0)
+
+
+async def test_oversized_requests_get_a_clear_error_and_memory_stays_flat(roles_process: RolesProcess, mint, scenario):
+    scenario.load, scenario.faults = "10 x CreatePerson of 40 MiB", "messages over the 32 MiB limit"
+    admin = mint.metadata("hr", roles=["hr_admin"])
+    huge = directory_pb2.CreatePersonRequest(
+        person_id="BIG", person=directory_pb2.Person(display_name="x" * (40 * 1024 * 1024), management_level=1)
+    )
+    async with grpc.aio.insecure_channel(
+        roles_process.target, options=[("grpc.max_send_message_length", 64 << 20)]
+    ) as channel:
+        stub = directory_pb2_grpc.DirectoryServiceStub(channel)
+        await stub.ListPeople(directory_pb2.ListPeopleRequest(), metadata=admin, timeout=5)
+        before = roles_process.rss_kb()
+        for _ in range(10):
+            err = await call_error(
+                stub.CreatePerson(huge, metadata=admin, timeout=30), grpc.StatusCode.RESOURCE_EXHAUSTED
+            )
+            assert "larger than max" in err.message.lower() or "received message" in err.message.lower()
+        after = roles_process.rss_kb()
+        await stub.ListPeople(directory_pb2.ListPeopleRequest(), metadata=admin, timeout=5)
+    scenario.faults += f"; RSS {before // MIB} -> {after // MIB} MiB"
+    assert after - before < 100 * MIB, (before, after)
+
+
+async def test_huge_page_sizes_are_clamped_and_memory_stays_flat(roles_process: RolesProcess, mint, scenario):
+    scenario.load, scenario.faults = "1,500 people; 20 x ListPeople", "page_size 2^31-1"
+    admin = mint.metadata("hr", roles=["hr_admin"])
+    async with grpc.aio.insecure_channel(roles_process.target) as channel:
+        stub = directory_pb2_grpc.DirectoryServiceStub(channel)
+        imported = await stub.ImportDirectory(stream(company(1500)), metadata=admin, timeout=120)
+        assert imported.rejected_count == 0
+        await stub.ListPeople(directory_pb2.ListPeopleRequest(page_size=10), metadata=admin, timeout=5)
+        before = roles_process.rss_kb()
+        for _ in range(20):
+            page = await stub.ListPeople(
+                directory_pb2.ListPeopleRequest(page_size=2**31 - 1), metadata=admin, timeout=30
+            )
+            assert len(page.people) == 1000 and page.next_page_token  # clamped, the rest on the next page
+        after = roles_process.rss_kb()
+    scenario.faults += f"; RSS {before // MIB} -> {after // MIB} MiB"
+    assert after - before < 50 * MIB, (before, after)
+
+
+async def test_an_endless_import_stream_ends_at_its_deadline_and_memory_stays_bounded(
+    roles_process: RolesProcess, mint, scenario
+):
+    scenario.load = f"ImportDirectory streaming rows for {ENDLESS_SECONDS:g}s, 3 times"
+    admin = mint.metadata("hr", roles=["hr_admin"])
+    async with grpc.aio.insecure_channel(roles_process.target) as channel:
+        stub = directory_pb2_grpc.DirectoryServiceStub(channel)
+        await stub.ImportDirectory(stream(company(1)), metadata=admin, timeout=30)
+        before = roles_process.rss_kb()
+        peaks = []
+        for _ in range(3):
+            err = await call_error(
+                stub.ImportDirectory(endless_rows(ENDLESS_SECONDS), metadata=admin, timeout=ENDLESS_SECONDS)
+            )
+            assert err.code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED), err
+            peaks.append(roles_process.rss_kb())
+        people = await stub.ListPeople(directory_pb2.ListPeopleRequest(page_size=5), metadata=admin, timeout=10)
+    scenario.faults = (
+        "client stream that never ends; RSS " + " -> ".join(str(v // MIB) for v in [before, *peaks]) + " MiB"
+    )
+    assert [p.name for p in people.people] == ["people/M000000"]  # nothing of the cut imports was written
+    # Repeating the abuse does not grow memory further: the first round's peak bounds the rest.
+    assert peaks[-1] - peaks[0] < 50 * MIB, peaks
+    assert peaks[-1] - before < 300 * MIB, (before, peaks)
