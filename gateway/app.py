@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import api, incentives_api, skills_api, web
+from gateway import api, incentives_api, skills_api, web, web_incentives, web_skills
 from gateway.dev_issuer import DevIssuer, from_settings
 from gateway.identity import KeySet, TokenVerifier
 from gateway.incentives_service import IncentivesService
@@ -154,6 +154,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(skills_api.router)
     app.include_router(incentives_api.router)
     app.include_router(web.router)
+    app.include_router(web_skills.router)
+    app.include_router(web_incentives.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_middleware(RequestIds, metrics=gateway.metrics)
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from gateway import api, models
+from gateway import api, models, skills_api
 from gateway.policy import Access, Permission, _same_origin, requires
 from gateway.problems import NOT_FOUND_DETAIL, TITLES, FieldError, ProblemError
 from gateway.team import team_of
@@ -117,6 +117,13 @@ async def jwks(request: Request, access: Access = requires(Permission.PUBLIC)) -
     return JSONResponse(gw.dev_issuer.jwks())
 
 
+@router.get("/metrics")
+async def metrics(request: Request, access: Access = requires(Permission.PUBLIC)) -> Response:
+    """Prometheus exposition (scraped inside the cluster; holds no personal data: route templates only)."""
+    gw = request.app.state.gateway
+    return Response(gw.metrics.exposition(), media_type=gw.metrics.content_type)
+
+
 @router.get("/healthz")
 async def healthz(access: Access = requires(Permission.PUBLIC)) -> JSONResponse:
     return JSONResponse({"status": "ok"})
@@ -144,18 +151,32 @@ async def team_table(request: Request, access: Access = requires(Permission.DIRE
     return render(request, "_team_table.html", access, **await _team_context(request, access))
 
 
-async def _assign_context(request: Request, access: Access) -> dict[str, Any]:
+async def _assign_context(request: Request, access: Access, form: dict[str, str]) -> dict[str, Any]:
     context = await _team_context(request, access)
     gw = request.app.state.gateway
     context["roles"] = sorted(await gw.roles.active_roles(access.principal), key=lambda r: r.display_name)
+    context["names"] = {m.person.name: m.person.displayName for m in context["team"].members}
+    context["candidates"], context["candidates_error"], context["skill_names"] = None, "", {}
+    units = [u.name for u in context["team"].orgUnits]
+    form.setdefault("orgUnit", units[0] if units else "")
+    if form.get("role") and form["orgUnit"]:
+        try:
+            context["candidates"] = await skills_api.candidates_for(access, request, form["role"], form["orgUnit"])
+            context["skill_names"] = await gw.skills.skill_names(access.principal)
+        except ProblemError as exc:
+            if exc.status == 401:
+                raise
+            context["candidates_error"] = "Candidates are not available right now: " + exc.detail
     return context
 
 
 @router.get("/assign", response_class=HTMLResponse)
 async def assign_page(request: Request, access: Access = requires(Permission.ASSIGNMENTS_MANAGE)) -> Response:
-    context = await _assign_context(request, access)
-    today = date.today().isoformat()
-    form = {"person": request.query_params.get("person", ""), "validFrom": today}
+    q = request.query_params
+    form = {"person": q.get("person", ""), "validFrom": date.today().isoformat(), "role": q.get("role", "")}
+    if q.get("orgUnit"):
+        form["orgUnit"] = q["orgUnit"]
+    context = await _assign_context(request, access, form)
     return render(request, "assign.html", access, form=form, errors=[], **context)
 
 
@@ -191,7 +212,7 @@ async def assign(request: Request, access: Access = requires(Permission.ASSIGNME
             raise
         status = exc.status
         errors = exc.errors or [FieldError(field="", detail=exc.detail)]
-    context = await _assign_context(request, access)
+    context = await _assign_context(request, access, form)
     return render(request, "assign.html", access, status=status, form=form, errors=errors, **context)
 
 

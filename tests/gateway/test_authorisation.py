@@ -12,7 +12,7 @@ from starlette.routing import Mount
 
 from gateway.app import create_app
 from gateway.policy import route_permission
-from tests.gateway.conftest import Stack
+from tests.gateway.conftest import CLOSED, SCHEME, Stack
 
 KINDS = ["admin", "line_manager", "other_manager", "employee_self", "employee_other", None]
 A1 = "people/A1"
@@ -105,7 +105,32 @@ async def events_anonymous(stack: Stack, user: str | None) -> Any:
     return await stack.client.get("/api/v1/events", headers=stack.auth(user))
 
 
+def post(path: str, body: dict[str, Any] | None = None) -> Callable[[Stack, str | None], Awaitable[Any]]:
+    async def run(stack: Stack, user: str | None) -> Any:
+        return await stack.client.post(path, json=body, headers=stack.auth(user))
+
+    return run
+
+
+def form(path: str, data: dict[str, str]) -> Callable[[Stack, str | None], Awaitable[Any]]:
+    async def run(stack: Stack, user: str | None) -> Any:
+        return await stack.client.post(path, data=data, headers=stack.auth(user))
+
+    return run
+
+
+PERIOD = f"/api/v1/schemes/{SCHEME}/periods/{CLOSED}"
+ADJUST = {"amount": "123.00", "reason": "matrix"}
+
+
+async def approve(stack: Stack, user: str | None) -> Any:
+    """Each manager approves an award of their own team (an award is approved once); the rest try A1's."""
+    person = {"admin": "S1", "line_manager": "TL-N"}.get(user or "", "A1")
+    return await stack.client.post(f"{PERIOD}/awards/{person}/approve", headers=stack.auth(user))
+
+
 OK_ALL = by(200, 200, 200, 200, 200, 401)
+MANAGERS = by(200, 200, 200, 403, 403, 401)
 CASES = [
     Case("GET /api/v1/me", OK_ALL, get("/api/v1/me")),
     Case("GET /api/v1/me/team", OK_ALL, get("/api/v1/me/team")),
@@ -140,6 +165,51 @@ CASES = [
         get("/api/v1/people/A1/decisions/customer-refund", amount="100"),
     ),
     Case("GET /api/v1/events (anonymous only: a stream)", {None: 401}, events_anonymous),
+    # Skills and role fit.
+    Case("GET /api/v1/skills", OK_ALL, get("/api/v1/skills")),
+    Case("GET /api/v1/people/{id}/skillLevels", by(200, 200, 404, 200, 404, 401), get("/api/v1/people/A1/skillLevels")),
+    Case(
+        "POST /api/v1/people/{id}/assessments",
+        by(201, 201, 404, 201, 404, 401),
+        post("/api/v1/people/A1/assessments", {"skill": "skills/customer-empathy", "level": 3}),
+    ),
+    Case(
+        "GET /api/v1/people/{id}/roleFits/{id}",
+        by(200, 200, 404, 200, 404, 401),
+        get("/api/v1/people/A1/roleFits/service-agent"),
+    ),
+    Case("GET /api/v1/roles/{id}/candidates", MANAGERS, get("/api/v1/roles/service-agent/candidates")),
+    Case(
+        "GET /api/v1/roles/{id}/candidates?orgUnit",
+        by(200, 200, 404, 403, 403, 401),
+        get("/api/v1/roles/service-agent/candidates", orgUnit="orgUnits/SALES-N"),
+    ),
+    Case(
+        "GET /api/v1/orgUnits/{id}/skillMatrix",
+        by(200, 200, 404, 403, 403, 401),
+        get("/api/v1/orgUnits/SALES-N/skillMatrix"),
+    ),
+    # Incentives.
+    Case("GET /api/v1/schemes", OK_ALL, get("/api/v1/schemes")),
+    Case("GET /api/v1/schemes/{id}/periods/{period}", MANAGERS, get(PERIOD)),
+    Case("GET /api/v1/schemes/{id}/periods/{period}/scorecards", OK_ALL, get(f"{PERIOD}/scorecards")),
+    Case(
+        "GET /api/v1/schemes/{id}/periods/{period}/scorecards/{id}",
+        by(200, 200, 404, 200, 404, 401),
+        get(f"{PERIOD}/scorecards/A1"),
+    ),
+    Case("GET /api/v1/schemes/{id}/periods/{period}/awards", OK_ALL, get(f"{PERIOD}/awards")),
+    Case(
+        "GET /api/v1/schemes/{id}/periods/{period}/awards/{id}",
+        by(200, 200, 404, 200, 404, 401),
+        get(f"{PERIOD}/awards/A1"),
+    ),
+    Case(
+        "POST /api/v1/schemes/{id}/periods/{period}/awards/{id}/adjust",
+        by(200, 200, 404, 403, 403, 401),
+        post(f"{PERIOD}/awards/A1/adjust", ADJUST),
+    ),
+    Case("POST /api/v1/schemes/{id}/periods/{period}/awards/{id}/approve", by(200, 200, 404, 403, 403, 401), approve),
     # Pages: anonymous visitors are sent to the sign-in page.
     Case("GET /", by(303, 303, 303, 303, 303, 303), get("/")),
     Case("GET /signin", by(200, 200, 200, 200, 200, 200), get("/signin")),
@@ -163,6 +233,23 @@ CASES = [
     ),
     Case("GET /me", by(200, 200, 200, 200, 200, 303), get("/me")),
     Case("POST /me/assignments/{id}/acknowledge", by(403, 403, 404, 303, 404, 303), web_acknowledge),
+    Case("GET /assign?role", by(200, 200, 200, 403, 403, 303), get("/assign", role="roles/service-agent")),
+    Case("GET /skills", by(200, 200, 200, 403, 403, 303), get("/skills")),
+    Case("GET /skills?unit", by(200, 200, 404, 403, 403, 303), get("/skills", unit="orgUnits/SALES-N")),
+    Case("GET /me/skills", by(200, 200, 200, 200, 200, 303), get("/me/skills")),
+    Case(
+        "POST /me/skills",
+        by(403, 303, 303, 303, 303, 303),
+        form("/me/skills", {"skill": "skills/customer-empathy", "level": "3"}),
+    ),
+    Case("GET /awards", by(200, 200, 200, 403, 403, 303), get("/awards")),
+    Case(
+        "POST /awards/{id}/{period}/{id}/{action}",
+        by(303, 303, 404, 403, 403, 303),
+        form(f"/awards/{SCHEME}/{CLOSED}/A1/adjust", ADJUST),
+    ),
+    Case("GET /me/scorecard", by(200, 200, 200, 200, 200, 303), get("/me/scorecard")),
+    Case("GET /metrics", by(200, 200, 200, 200, 200, 200), get("/metrics")),
 ]
 # /signin and /signout (POST) are public and guarded by the same-origin check: tests/gateway/test_api.py.
 SEPARATELY_TESTED = {("POST", "/signin"), ("POST", "/signout")}
@@ -180,6 +267,8 @@ def test_the_matrix_covers_every_route() -> None:
             .replace("{role_id}", "{id}")
             .replace("{category_id}", "{id}")
             .replace("{assignment_id}", "{id}")
+            .replace("{scheme_id}", "{id}")
+            .replace("{period_id}", "{period}")
             .replace("/decisions/{id}", "/decisions/{category}"),
         )
         for m, p in routes
@@ -196,6 +285,17 @@ async def test_route_by_user(stack: Stack, case: Case) -> None:
         if response.status_code == 404 and response.headers.get("content-type") == "application/problem+json":
             assert response.json()["detail"] == "No such resource, or it is not visible to you."
     assert got == case.expected
+
+
+async def test_another_line_manager_sees_nothing_of_the_team_in_lists(stack: Stack) -> None:
+    c, other = stack.client, stack.auth("other_manager")
+    for path, key in ((f"{PERIOD}/scorecards", "scorecards"), (f"{PERIOD}/awards", "awards")):
+        seen = {x["person"] for x in (await c.get(path, headers=other)).json()[key]}
+        assert seen and not seen & {"people/A1", "people/A2", "people/TL-N", "people/VP-S"}, (path, seen)
+    candidates = (await c.get("/api/v1/roles/service-agent/candidates", headers=other)).json()["candidates"]
+    assert candidates and all(x["orgUnit"] in ("orgUnits/SERVICE", "orgUnits/SVC-1") for x in candidates)
+    page = await c.get("/awards", params={"period": CLOSED}, headers=other)
+    assert "Agent one" not in page.text and "Service one" in page.text
 
 
 async def test_another_line_manager_cannot_see_the_team(stack: Stack) -> None:

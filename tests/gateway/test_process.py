@@ -21,6 +21,8 @@ async def test_the_gateway_process_serves_the_api_from_the_roles_service(stack: 
         "PYTHONPATH": f"{ROOT}:{ROOT / 'gen'}",
         "ENGAGE_GATEWAY_PORT": str(port),
         "ENGAGE_GATEWAY_ROLES_TARGET": stack.settings.roles_target,
+        "ENGAGE_GATEWAY_SKILLS_TARGET": stack.settings.skills_target,
+        "ENGAGE_GATEWAY_INCENTIVES_TARGET": stack.settings.incentives_target,
         "ENGAGE_GATEWAY_OIDC_ISSUER": ISSUER,
         "ENGAGE_GATEWAY_OIDC_AUDIENCE": AUDIENCE,
         "ENGAGE_GATEWAY_OIDC_JWKS_FILE": str(stack.mint.jwks_file),
@@ -41,6 +43,13 @@ async def test_the_gateway_process_serves_the_api_from_the_roles_service(stack: 
             roles = await client.get("/api/v1/roles", headers={"Authorization": f"Bearer {token}"})
             assert roles.status_code == 200, roles.text
             assert "roles/service-agent" in roles.text
+            fit = await client.get(
+                "/api/v1/roles/service-agent/candidates", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert fit.status_code == 200 and fit.json()["candidates"], fit.text
+            metrics = await client.get("/metrics")
+            assert 'route="/api/v1/roles/{role_id}/candidates"' in metrics.text
+            assert 'engage_gateway_requests_total{method="GET",route="/api/v1/roles",status="200"} 1.0' in metrics.text
     finally:
         process.terminate()
         process.wait(timeout=20)
