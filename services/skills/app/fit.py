@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, or_, select
@@ -19,6 +20,7 @@ from services.platform.errors import NotFound, invalid
 from services.skills.app.access import authorize_person_read, authorize_unit_read
 from services.skills.app.levels import current_levels
 from services.skills.domain.fit import Requirement, RoleFit, role_fit
+from services.skills.messages import aware
 from services.skills.store.tables import (
     ProjectedAssignmentRow,
     ProjectedOrgUnitRow,
@@ -96,15 +98,63 @@ def _active_at(now: datetime) -> sa.ColumnElement[bool]:
 # ---- GetRoleFit ------------------------------------------------------------------------
 
 
+def _fit_query(pinned: bool) -> sa.Select[Any]:
+    """The person, the role's requirements (current or `:version`) and the
+    person's levels in them, in one statement (built once: compiled once)."""
+    P, R, Q, L = (
+        t.__table__  # type: ignore[attr-defined,union-attr]
+        for t in (ProjectedPersonRow, ProjectedRoleRow, ProjectedRequirementRow, SkillLevelRow)
+    )
+    version = sa.bindparam("version") if pinned else R.c.version
+    columns = [P.c[k] for k in ("org_unit_id", "manager_id", "status")] + [R.c.version, R.c.deleted]
+    columns += [Q.c[k] for k in ("skill_id", "min_level", "weight", "mandatory")]
+    columns += [L.c[k] for k in ("level", "claimed_level", "valid_until")]
+    return (
+        sa.select(*columns)
+        .select_from(P)
+        .join(R, R.c.id == sa.bindparam("role"))
+        .outerjoin(Q, sa.and_(Q.c.role_id == R.c.id, Q.c.version == version))
+        .outerjoin(L, sa.and_(L.c.person_id == P.c.id, L.c.skill_id == Q.c.skill_id))
+        .where(P.c.id == sa.bindparam("person"))
+        .order_by(Q.c.position)
+    )
+
+
+_FIT_QUERIES = {False: _fit_query(False), True: _fit_query(True)}
+
+
 async def get_role_fit(db: Database, person_id: str, role_id: str, version: int | None) -> tuple[int, RoleFit]:
+    """One statement reads the person, the role's requirements and the
+    person's levels in them; errors and stale levels take the long way."""
+    now = utcnow()
+    params = {"person": person_id, "role": role_id, "version": version}
     async with db.read() as s:
-        person = await s.get(ProjectedPersonRow, person_id)
-        if person is None:
-            raise NotFound(f"people/{person_id} is not known to the skills service", "PERSON_NOT_FOUND")
+        rows = (await (await s.connection()).execute(_FIT_QUERIES[version is not None], params)).all()
+        first = rows[0] if rows else None
+        if first is None or first.deleted or (version or 0) > first.version:
+            return await _role_fit_checked(s, person_id, role_id, version, now)
+        person = ProjectedPersonRow(
+            id=person_id, org_unit_id=first.org_unit_id, manager_id=first.manager_id, status=first.status
+        )
         await authorize_person_read(s, current_identity(), person)
-        reqs = await role_requirements(s, role_id, version)
-        levels = await levels_of(s, [person_id], {r.skill for r in reqs.requirements}, utcnow())
-        return reqs.version, fit_of(reqs, levels.get(person_id, {}))
+        if any(r.valid_until is not None and aware(r.valid_until) <= now for r in rows):  # type: ignore[operator]
+            return await _role_fit_checked(s, person_id, role_id, version, now)
+        used = version or first.version
+        reqs = tuple(Requirement(r.skill_id, r.min_level, r.weight, r.mandatory) for r in rows if r.skill_id)
+        levels = {r.skill_id: (r.level, r.claimed_level) for r in rows if r.skill_id and r.level is not None}
+        return used, fit_of(RoleRequirements(role_id, used, reqs), levels)
+
+
+async def _role_fit_checked(
+    s: AsyncSession, person_id: str, role_id: str, version: int | None, now: datetime
+) -> tuple[int, RoleFit]:
+    person = await s.get(ProjectedPersonRow, person_id)
+    if person is None:
+        raise NotFound(f"people/{person_id} is not known to the skills service", "PERSON_NOT_FOUND")
+    await authorize_person_read(s, current_identity(), person)
+    reqs = await role_requirements(s, role_id, version)
+    levels = await levels_of(s, [person_id], {r.skill for r in reqs.requirements}, now)
+    return reqs.version, fit_of(reqs, levels.get(person_id, {}))
 
 
 # ---- FindCandidates -----------------------------------------------------------------------

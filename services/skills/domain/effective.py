@@ -86,6 +86,8 @@ NOTHING = EffectiveLevel(0, 0, None, (), None, None, "no assessment in force")
 
 def effective_level(assessments: Iterable[AssessmentFact], now: datetime) -> EffectiveLevel:
     facts = list(assessments)
+    if len(facts) == 1 and facts[0].source != Source.SELF and facts[0].in_force(now):
+        return _only(facts[0])  # the common case of a bulk import, without the general machinery
     current = [a for a in facts if a.in_force(now)]
     claims = [a for a in current if a.source == Source.SELF]
     ranked = [a for a in current if a.source != Source.SELF]
@@ -126,4 +128,17 @@ def effective_level(assessments: Iterable[AssessmentFact], now: datetime) -> Eff
         deciding.assessed_at,
         valid_until,
         f"level {deciding.level} from the {reason}",
+    )
+
+
+def _only(a: AssessmentFact) -> EffectiveLevel:
+    """The level when one ranked assessment is in force and nothing else counts."""
+    return EffectiveLevel(
+        a.level,
+        0,
+        a.source,
+        (a.id,),
+        a.assessed_at,
+        a.expires_at,
+        f"level {a.level} from the {a.source.value} assessment of {a.assessed_at.date().isoformat()}",
     )
