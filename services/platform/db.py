@@ -7,6 +7,7 @@ change together with its outbox events, or rolls everything back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -16,12 +17,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.platform.audit import AuditRecord, audit_values
 from services.platform.cloudevents import CloudEvent
+from services.platform.log import get_logger
 from services.platform.outbox import OutboxRow
+
+log = get_logger(__name__)
 
 
 def utcnow() -> datetime:
@@ -51,6 +55,86 @@ class UnitOfWork:
             await self.session.execute(sa.insert(AuditRecord), audits[start : start + 5000])
 
 
+class GroupCommit:
+    """SQLite writers take turns on one connection and share a commit.
+
+    A SQLite commit waits for the disk (`synchronous=FULL`: an fsync each),
+    and only one writer may work at a time, so one commit per unit of work
+    caps writes at the disk's fsync rate. Here each unit of work runs in a
+    SAVEPOINT of a transaction shared with the writers queued beside it; the
+    writers that queued while a unit of work ran join the same transaction,
+    and one COMMIT (one fsync) makes them all durable. A unit of work that
+    fails rolls back its savepoint only. Nobody is told "done" before the
+    shared COMMIT: if it fails, every member of the group gets the error and
+    none of their changes exist.
+    """
+
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+        self.lock = asyncio.Lock()  # FIFO: the committer waits behind the writers queued before it
+        self._conn: AsyncConnection | None = None
+        self._done: asyncio.Future[None] | None = None
+        self._committer: asyncio.Task[None] | None = None
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[UnitOfWork]:
+        async with self.lock:
+            if self._conn is None:
+                self._conn = await self.engine.connect()
+                await self._conn.begin()  # BEGIN IMMEDIATE (see _tune_sqlite)
+                self._done = asyncio.get_running_loop().create_future()
+            conn, done = self._conn, self._done
+            assert done is not None
+            try:
+                async with AsyncSession(
+                    bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False
+                ) as session:
+                    uow = UnitOfWork(session)
+                    async with session.begin():  # SAVEPOINT ... RELEASE, or ROLLBACK TO it
+                        yield uow
+            except sa.exc.DBAPIError as exc:
+                if not isinstance(exc, sa.exc.IntegrityError):  # that one stays inside its savepoint
+                    await self._abort(exc)  # the connection itself failed: the group cannot commit
+                raise
+            finally:
+                # Even a failed unit schedules the commit: the transaction must
+                # not hold SQLite's write lock while nobody writes.
+                if self._committer is None or self._committer.done():
+                    self._committer = asyncio.create_task(self._commit(), name="sqlite-group-commit")
+        await asyncio.shield(done)
+
+    async def _commit(self) -> None:
+        async with self.lock:
+            conn, done = self._conn, self._done
+            self._conn = self._done = None
+            if conn is None or done is None:
+                return
+            try:
+                await conn.commit()
+                done.set_result(None)
+            except Exception as exc:
+                log.warning("db.group_commit_failed", error=str(exc) or type(exc).__name__)
+                done.set_exception(exc)
+                done.exception()  # the members re-raise it; nothing is left unretrieved
+                with contextlib.suppress(Exception):
+                    await conn.rollback()
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
+    async def _abort(self, exc: BaseException) -> None:
+        conn, done = self._conn, self._done
+        self._conn = self._done = None
+        if done is not None and not done.done():
+            done.set_exception(exc)
+            done.exception()  # retrieved: a group of one has nobody else waiting
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.rollback()
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10):
         parsed = make_url(url)
@@ -77,26 +161,30 @@ class Database:
         self._read_sessions = async_sessionmaker(
             self.engine.execution_options(engage_read=True), class_=AsyncSession, expire_on_commit=False
         )
-        # SQLite has one writer at a time; queueing writers here keeps them
-        # from busy-waiting on the file lock.
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # SQLite has one writer at a time: writers queue here (never
+        # busy-waiting on the file lock) and share commits.
+        self._groups = GroupCommit(self.engine) if self.is_sqlite else None
         self.after_commit: list[Callable[[], None]] = []
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[UnitOfWork]:
-        if self._write_lock is not None:
-            await self._write_lock.acquire()
-        try:
-            async with self._sessions() as session:
-                uow = UnitOfWork(session)
-                async with session.begin():
-                    yield uow
+        """A unit of work: on return it has committed, with its events."""
+        if self._groups is not None:
+            async with self._groups.unit() as uow:
+                yield uow
             if uow.events:
-                for hook in self.after_commit:
-                    hook()
-        finally:
-            if self._write_lock is not None:
-                self._write_lock.release()
+                self._committed()
+            return
+        async with self._sessions() as session:
+            uow = UnitOfWork(session)
+            async with session.begin():
+                yield uow
+        if uow.events:
+            self._committed()
+
+    def _committed(self) -> None:
+        for hook in self.after_commit:
+            hook()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
