@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -72,67 +73,77 @@ class GroupCommit:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
         self.lock = asyncio.Lock()  # FIFO: the committer waits behind the writers queued before it
-        self._conn: AsyncConnection | None = None
-        self._done: asyncio.Future[None] | None = None
-        self._committer: asyncio.Task[None] | None = None
+        self._group: _Group | None = None
+        self._commits: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[UnitOfWork]:
         async with self.lock:
-            if self._conn is None:
-                self._conn = await self.engine.connect()
-                await self._conn.begin()  # BEGIN IMMEDIATE (see _tune_sqlite)
-                self._done = asyncio.get_running_loop().create_future()
-            conn, done = self._conn, self._done
-            assert done is not None
+            if self._group is None:
+                conn = await self.engine.connect()
+                await conn.begin()  # BEGIN IMMEDIATE (see _tune_sqlite)
+                self._group = _Group(conn, asyncio.get_running_loop().create_future())
+            group = self._group
             try:
                 async with AsyncSession(
-                    bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False
+                    bind=group.conn, join_transaction_mode="create_savepoint", expire_on_commit=False
                 ) as session:
                     uow = UnitOfWork(session)
                     async with session.begin():  # SAVEPOINT ... RELEASE, or ROLLBACK TO it
                         yield uow
             except sa.exc.DBAPIError as exc:
                 if not isinstance(exc, sa.exc.IntegrityError):  # that one stays inside its savepoint
-                    await self._abort(exc)  # the connection itself failed: the group cannot commit
+                    await self._abort(group, exc)  # the connection itself failed: the group cannot commit
                 raise
             finally:
                 # Even a failed unit schedules the commit: the transaction must
                 # not hold SQLite's write lock while nobody writes.
-                if self._committer is None or self._committer.done():
-                    self._committer = asyncio.create_task(self._commit(), name="sqlite-group-commit")
-        await asyncio.shield(done)
+                if not group.commit_scheduled:
+                    group.commit_scheduled = True
+                    task = asyncio.create_task(self._commit(group), name="sqlite-group-commit")
+                    self._commits.add(task)
+                    task.add_done_callback(self._commits.discard)
+        await asyncio.shield(group.done)
 
-    async def _commit(self) -> None:
+    async def _commit(self, group: _Group) -> None:
         async with self.lock:
-            conn, done = self._conn, self._done
-            self._conn = self._done = None
-            if conn is None or done is None:
-                return
+            if self._group is not group:
+                return  # aborted
+            self._group = None
             try:
-                await conn.commit()
-                done.set_result(None)
+                await group.conn.commit()
+                group.done.set_result(None)
             except Exception as exc:
                 log.warning("db.group_commit_failed", error=str(exc) or type(exc).__name__)
-                done.set_exception(exc)
-                done.exception()  # the members re-raise it; nothing is left unretrieved
+                group.fail(exc)
                 with contextlib.suppress(Exception):
-                    await conn.rollback()
+                    await group.conn.rollback()
             finally:
                 with contextlib.suppress(Exception):
-                    await conn.close()
+                    await group.conn.close()
 
-    async def _abort(self, exc: BaseException) -> None:
-        conn, done = self._conn, self._done
-        self._conn = self._done = None
-        if done is not None and not done.done():
-            done.set_exception(exc)
-            done.exception()  # retrieved: a group of one has nobody else waiting
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.rollback()
-            with contextlib.suppress(Exception):
-                await conn.close()
+    async def _abort(self, group: _Group, exc: BaseException) -> None:
+        if self._group is group:
+            self._group = None
+        group.fail(exc)
+        with contextlib.suppress(Exception):
+            await group.conn.rollback()
+        with contextlib.suppress(Exception):
+            await group.conn.close()
+
+
+@dataclass
+class _Group:
+    """Units of work sharing one transaction, and the future of its COMMIT."""
+
+    conn: AsyncConnection
+    done: asyncio.Future[None]
+    commit_scheduled: bool = False
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc)
+            self.done.exception()  # the members re-raise it; a group of one leaves nobody waiting
 
 
 class Database:
