@@ -55,8 +55,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     async def ListAuditRecords(
         self, request: audit_pb2.ListAuditRecordsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> audit_pb2.ListAuditRecordsResponse:
-        start = ts_in(request.start_time, request.HasField("start_time"))
-        end = ts_in(request.end_time, request.HasField("end_time"))
+        start = ts_in(request.start_time, request.HasField("start_time"), "start_time")
+        end = ts_in(request.end_time, request.HasField("end_time"), "end_time")
         if start and end and end <= start:
             raise invalid("end_time", "must be after start_time")
         page = page_of(

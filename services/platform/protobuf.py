@@ -43,8 +43,15 @@ def ts_required(value: datetime) -> Timestamp:
     return ts
 
 
-def ts_in(value: Timestamp, present: bool) -> datetime | None:
-    return value.ToDatetime(tzinfo=UTC) if present else None
+def ts_in(value: Timestamp, present: bool, field: str = "") -> datetime | None:
+    """The request's timestamp, or None when absent; INVALID_ARGUMENT (naming
+    `field`) for one outside what a Timestamp may hold (years 1 to 9999)."""
+    if not present:
+        return None
+    try:
+        return value.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:
+        raise invalid(field or "timestamp", "is outside the range of a Timestamp (years 1 to 9999)") from exc
 
 
 def reject_unknown_fields(message: Message, path: str = "") -> None:

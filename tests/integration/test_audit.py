@@ -21,9 +21,8 @@ async def records(client, **filters) -> list[audit_pb2.AuditRecord]:
     found: list[audit_pb2.AuditRecord] = []
     token = ""
     while True:
-        page = await audit(client).ListAuditRecords(
-            audit_pb2.ListAuditRecordsRequest(page_size=7, page_token=token, **filters), metadata=client.admin, timeout=5
-        )
+        request = audit_pb2.ListAuditRecordsRequest(page_size=7, page_token=token, **filters)
+        page = await audit(client).ListAuditRecords(request, metadata=client.admin, timeout=5)
         found.extend(page.audit_records)
         token = page.next_page_token
         if not token:
@@ -118,6 +117,12 @@ async def test_bad_audit_requests_name_the_field(roles):
         audit(roles).ListAuditRecords(inverted, metadata=roles.admin, timeout=5), grpc.StatusCode.INVALID_ARGUMENT
     )
     assert err.fields == ["end_time"]
+    out_of_range = audit_pb2.ListAuditRecordsRequest()
+    out_of_range.start_time.seconds = -(10**15)
+    err = await call_error(
+        audit(roles).ListAuditRecords(out_of_range, metadata=roles.admin, timeout=5), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert err.fields == ["start_time"]
     await call_error(
         audit(roles).GetAuditRecord(audit_pb2.GetAuditRecordRequest(name="auditRecords/999999"), metadata=roles.admin),
         grpc.StatusCode.NOT_FOUND,
