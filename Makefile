@@ -13,7 +13,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 PROTOS := $(shell find protos/engage -name '*.proto')
 GEN_STAMP := gen/.stamp
 
-.PHONY: install gen run test lint bench clean migrate
+.PHONY: install gen run test lint bench clean migrate soak
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,10 @@ lint: gen
 
 bench: gen
 	$(PY) -m bench.run
+
+# The long steady-load run (ENGAGE_SOAK_SECONDS, default 3600); not part of `make test`.
+soak: gen
+	$(PY) -m pytest -q -p no:cacheprovider tests/faults/soak --soak
 
 clean:
 	rm -rf gen var .pytest_cache .mypy_cache .ruff_cache

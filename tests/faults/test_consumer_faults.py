@@ -38,6 +38,7 @@ from tests.integration.incentives.conftest import incentives_settings, observed,
 from tests.integration.skills.conftest import skills_settings
 from tests.support.company import company_rows, stream
 from tests.support.consumer_faults import ConsumerFaults
+from tests.support.events import subject_matches
 from tests.support.nats_server import NatsServer, stream_messages
 from tests.support.waiting import eventually
 
@@ -140,15 +141,11 @@ async def publish_poison(url: str) -> None:
         await nc.close()
 
 
-def _matches(subject: str, filters: list[str]) -> bool:
-    return any(subject == f or (f.endswith(">") and subject.startswith(f[:-1])) for f in filters)
-
-
 async def expected_ids(url: str, stream_name: str, filters: list[str]) -> list[str]:
     return [
         (m.headers or {})["ce-id"]
         for m in await stream_messages(url, stream_name)
-        if _matches(m.subject, filters) and "ce-id" in (m.headers or {})
+        if subject_matches(m.subject, filters) and "ce-id" in (m.headers or {})
     ]
 
 

@@ -19,3 +19,8 @@ async def wait_for_events(url: str, done: object, timeout: float = 15.0, what: s
 
 def types(events: list[CloudEvent]) -> Counter[str]:
     return Counter(e.type for e in events)
+
+
+def subject_matches(subject: str, filters: list[str]) -> bool:
+    """NATS subject filters as consumers use them: exact, or a trailing `>`."""
+    return any(subject == f or (f.endswith(">") and subject.startswith(f[:-1])) for f in filters)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 COLUMNS = ("scenario", "load", "faults injected", "expected", "delivered", "duplicated", "lost", "spurious", "result")
 
@@ -20,6 +20,7 @@ class Scenario:
     lost: int | None = None
     spurious: int | None = None  # events of changes that never committed
     result: str = "not run"
+    details: list[str] = field(default_factory=list)  # printed under the table (e.g. the soak's samples)
 
     def count(self, expected: Iterable[str], delivered: Iterable[str]) -> None:
         """Fills in the event columns from the keys (event ids or subjects) expected and found.
@@ -30,7 +31,9 @@ class Scenario:
         got = Counter(delivered)
         self.expected = (self.expected or 0) + sum(want.values())
         self.delivered = (self.delivered or 0) + sum(got.values())
-        self.duplicated = (self.duplicated or 0) + sum(n - max(want[k], 1) for k, n in got.items() if n > max(want[k], 1))
+        self.duplicated = (self.duplicated or 0) + sum(
+            n - max(want[k], 1) for k, n in got.items() if n > max(want[k], 1)
+        )
         self.lost = (self.lost or 0) + sum(n - got[k] for k, n in want.items() if got[k] < n)
         self.spurious = (self.spurious or 0) + sum(1 for k in got if k not in want)
 
@@ -50,4 +53,7 @@ def format_table(rows: list[Scenario]) -> list[str]:
     widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
     lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
     lines.insert(1, "-+-".join("-" * w for w in widths))
+    for row in rows:
+        if row.details:
+            lines += ["", f"{row.name}:", *(f"  {line}" for line in row.details)]
     return lines

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -20,7 +21,45 @@ from tests.support.tokens import AUDIENCE, ISSUER, TokenMint
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class ServiceProcess:
+class ChildProcess:
+    """A started child: signal, kill -9, resident memory, stop (SIGTERM, then SIGKILL)."""
+
+    label = "child"
+    proc: subprocess.Popen[bytes] | None = None
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        """kill -9: no graceful shutdown, no flush, whatever was in flight is cut."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def rss_kb(self) -> int:
+        """Resident set size from /proc/<pid>/status (VmRSS, in kB)."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError(f"no VmRSS for {self.label} (pid {self.proc.pid})")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class ServiceProcess(ChildProcess):
     """One service (`services.<name>`) as its own process: migrate, start, signal, kill -9, RSS."""
 
     module = ""
@@ -42,6 +81,7 @@ class ServiceProcess:
             "ENGAGE_LOG_FORMAT": "json",
             **env,
         }
+        self.label = self.module
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -70,37 +110,6 @@ class ServiceProcess:
                     pass
                 time.sleep(0.1)
         raise RuntimeError(f"{self.module} did not become ready; see {self.log_path}")
-
-    def signal(self, sig: int = signal.SIGTERM) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout: float = 30.0) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout=timeout)
-
-    def kill(self) -> None:
-        """kill -9: no graceful shutdown, no flush, whatever was in flight is cut."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def rss_kb(self) -> int:
-        """Resident set size from /proc/<pid>/status (VmRSS, in kB)."""
-        assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError(f"no VmRSS for {self.module} (pid {self.proc.pid})")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 class RolesProcess(ServiceProcess):
@@ -187,3 +196,50 @@ def _pg_bin() -> str:
 def _pg_user() -> str | None:
     """initdb and pg_ctl refuse to run as root: run them as the postgres user."""
     return "postgres" if os.geteuid() == 0 else None
+
+
+class GatewayProcess(ChildProcess):
+    """The gateway (`python -m gateway.main`) in front of running services, trusting the test key set."""
+
+    def __init__(self, mint: TokenMint, workdir: Path, roles: str, skills: str, incentives: str, **env: str):
+        self.port = free_port()
+        self.log_path = workdir / f"gateway-{self.port}.log"
+        self.label = "gateway"
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": f"{ROOT}:{ROOT / 'gen'}",
+            "ENGAGE_GATEWAY_PORT": str(self.port),
+            "ENGAGE_GATEWAY_ROLES_TARGET": roles,
+            "ENGAGE_GATEWAY_SKILLS_TARGET": skills,
+            "ENGAGE_GATEWAY_INCENTIVES_TARGET": incentives,
+            "ENGAGE_GATEWAY_OIDC_ISSUER": ISSUER,
+            "ENGAGE_GATEWAY_OIDC_AUDIENCE": AUDIENCE,
+            "ENGAGE_GATEWAY_OIDC_JWKS_FILE": str(mint.jwks_file),
+            "ENGAGE_GATEWAY_LIVE_UPDATES": "false",
+            "ENGAGE_GATEWAY_RATE_PER_SECOND": "10000",
+            "ENGAGE_GATEWAY_RATE_BURST": "10000",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the process)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.main"], env=self.env, cwd=ROOT, stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=0.5) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the gateway did not start; see {self.log_path}")
