@@ -11,7 +11,15 @@ from services.platform.protobuf import enum_in, enum_out, ts_in, ts_out  # noqa:
 from services.platform.resources import etag_for
 from services.skills.domain.effective import Source
 from services.skills.domain.fit import RoleFit, SkillFit
-from services.skills.domain.model import ExternalReference, Framework, ScaleLevel, SkillStatus, SkillType
+from services.skills.domain.model import (
+    ExternalReference,
+    Framework,
+    ScaleLevel,
+    SkillStatus,
+    SkillType,
+    normalized_value,
+    top_ordinal,
+)
 from services.skills.store.tables import (
     AssessmentRow,
     ProficiencyScaleRow,
@@ -63,11 +71,15 @@ def levels_to_json(levels: list[ScaleLevel]) -> list[dict[str, Any]]:
 
 def scale_out(row: ProficiencyScaleRow) -> catalogue_pb2.ProficiencyScale:
     name = f"proficiencyScales/{row.id}"
+    top = top_ordinal(lv["ordinal"] for lv in row.levels)
     return catalogue_pb2.ProficiencyScale(
         name=name,
         display_name=row.display_name,
         description=row.description,
-        levels=[catalogue_pb2.ProficiencyLevel(**lv) for lv in row.levels],
+        levels=[
+            catalogue_pb2.ProficiencyLevel(**lv, normalized_value=normalized_value(lv["ordinal"], top))
+            for lv in row.levels
+        ],
         etag=etag_for(name, row.revision),
         create_time=ts_out(row.create_time),
         update_time=ts_out(row.update_time),
@@ -154,7 +166,8 @@ def assessment_out(row: AssessmentRow) -> assessments_pb2.Assessment:
     )
 
 
-def level_out(row: SkillLevelRow | StoredLevel) -> assessments_pb2.SkillLevel:
+def level_out(row: SkillLevelRow | StoredLevel, top: int = 0) -> assessments_pb2.SkillLevel:
+    """`top`: the highest ordinal of the skill's scale, for the normalised level (0: not set)."""
     return assessments_pb2.SkillLevel(
         name=f"people/{row.person_id}/skillLevels/{row.skill_id}",
         skill=f"skills/{row.skill_id}",
@@ -166,13 +179,15 @@ def level_out(row: SkillLevelRow | StoredLevel) -> assessments_pb2.SkillLevel:
         assess_time=ts_out(row.assessed_at),
         expire_time=ts_out(row.valid_until),
         update_time=ts_out(row.update_time),
+        normalized_level=normalized_value(row.level, top),
     )
 
 
 # ---- fit ----------------------------------------------------------------------------------
 
 
-def skill_fit_out(f: SkillFit) -> fit_pb2.SkillFit:
+def skill_fit_out(f: SkillFit, top: int) -> fit_pb2.SkillFit:
+    """`top`: the highest ordinal of the skill's scale, for the normalised levels."""
     return fit_pb2.SkillFit(
         skill=f"skills/{f.skill}",
         required_level=f.required,
@@ -183,17 +198,19 @@ def skill_fit_out(f: SkillFit) -> fit_pb2.SkillFit:
         weight=f.weight,
         score=f.score,
         status=enum_out(fit_pb2.RequirementStatus, "REQUIREMENT_STATUS_", f.status.value),  # type: ignore[arg-type]
+        normalized_required_level=normalized_value(f.required, top),
+        normalized_effective_level=normalized_value(f.effective, top),
     )
 
 
-def role_fit_out(person_id: str, role_id: str, version: int, fit: RoleFit) -> fit_pb2.RoleFit:
+def role_fit_out(person_id: str, role_id: str, version: int, fit: RoleFit, tops: dict[str, int]) -> fit_pb2.RoleFit:
     return fit_pb2.RoleFit(
         person=f"people/{person_id}",
         role=f"roles/{role_id}",
         role_version=version,
         score=fit.score,
         fits=fit.fits,
-        skills=[skill_fit_out(f) for f in fit.skills],
+        skills=[skill_fit_out(f, tops.get(f.skill, 0)) for f in fit.skills],
         mandatory_gaps=[f"skills/{s}" for s in fit.mandatory_gaps],
         surplus=fit.surplus,
     )

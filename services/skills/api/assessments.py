@@ -124,16 +124,16 @@ class AssessmentServicer(assessments_pb2_grpc.AssessmentServiceServicer):
         self, request: assessments_pb2.GetSkillLevelRequest, context: grpc.aio.ServicerContext
     ) -> assessments_pb2.SkillLevel:
         person_id, skill_id = person_child(request.name, "skillLevels", "name")
-        return messages.level_out(await uc.get_level(self.db, person_id, skill_id))
+        return messages.level_out(*await uc.get_level(self.db, person_id, skill_id))
 
     async def ListSkillLevels(
         self, request: assessments_pb2.ListSkillLevelsRequest, context: grpc.aio.ServicerContext
     ) -> assessments_pb2.ListSkillLevelsResponse:
         person_id = parse_name(request.parent, "people", "parent")
         page = page_of(request.page_size, request.page_token, p=person_id)
-        rows = await uc.list_levels(self.db, person_id, page)
+        rows, tops = await uc.list_levels(self.db, person_id, page)
         return assessments_pb2.ListSkillLevelsResponse(
-            skill_levels=[messages.level_out(r) for r in rows],
+            skill_levels=[messages.level_out(r, tops.get(r.skill_id, 0)) for r in rows],
             next_page_token=page.next_token(rows[-1].skill_id if rows else None, len(rows)),
         )
 

@@ -1,16 +1,21 @@
-"""RoleFitService: role fit, candidates, team skill matrix and gap report."""
+"""RoleFitService: role fit, candidates, team skill matrix, gap report and skill trends."""
 
 from __future__ import annotations
+
+from datetime import date
 
 import grpc
 from engage.skills.v1 import fit_pb2, fit_pb2_grpc
 
-from services.platform.db import Database
+from services.platform.db import Database, utcnow
 from services.platform.errors import invalid
 from services.platform.resources import page_of, parse_name
 from services.skills import messages
 from services.skills.api.fields import names_in, offset_of
 from services.skills.app import fit as uc
+from services.skills.app import trends
+from services.skills.domain.model import normalized_value
+from services.skills.domain.trends import trend_days
 
 
 def _role_name(name: str, field: str) -> tuple[str, int | None]:
@@ -24,7 +29,8 @@ def _role_name(name: str, field: str) -> tuple[str, int | None]:
     return role_id, int(version)
 
 
-def _gap_out(g: uc.SkillGapCount) -> fit_pb2.SkillGap:
+def _gap_out(g: uc.SkillGapCount, top: int) -> fit_pb2.SkillGap:
+    average = g.gap_total / g.below if g.below else 0.0
     return fit_pb2.SkillGap(
         skill=f"skills/{g.skill}",
         role=f"roles/{g.role}" if g.role else "",
@@ -32,8 +38,22 @@ def _gap_out(g: uc.SkillGapCount) -> fit_pb2.SkillGap:
         mandatory=g.mandatory,
         holders_below=g.below,
         holders_missing=g.missing,
-        average_gap=round(g.gap_total / g.below, 4) if g.below else 0.0,
+        average_gap=round(average, 4),
+        normalized_required_level=normalized_value(g.required, top),
+        normalized_average_gap=normalized_value(average, top),
     )
+
+
+MAX_TREND_POINTS = 1000
+
+
+def _day_in(value: str, field: str, default: date | None = None) -> date:
+    if not value and default is not None:
+        return default
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise invalid(field, "must be a date as YYYY-MM-DD") from None
 
 
 class RoleFitServicer(fit_pb2_grpc.RoleFitServiceServicer):
@@ -45,8 +65,8 @@ class RoleFitServicer(fit_pb2_grpc.RoleFitServiceServicer):
     ) -> fit_pb2.RoleFit:
         person_id = parse_name(request.person, "people", "person")
         role_id, version = _role_name(request.role, "role")
-        used, fit = await uc.get_role_fit(self.db, person_id, role_id, version)
-        return messages.role_fit_out(person_id, role_id, used, fit)
+        used, fit, tops = await uc.get_role_fit(self.db, person_id, role_id, version)
+        return messages.role_fit_out(person_id, role_id, used, fit, tops)
 
     async def FindCandidates(
         self, request: fit_pb2.FindCandidatesRequest, context: grpc.aio.ServicerContext
@@ -60,7 +80,7 @@ class RoleFitServicer(fit_pb2_grpc.RoleFitServiceServicer):
         )
         page = page_of(request.page_size, request.page_token, q=query)
         offset = offset_of(page)
-        version, found = await uc.find_candidates(self.db, query, offset, page.size)
+        version, found, tops = await uc.find_candidates(self.db, query, offset, page.size)
         return fit_pb2.FindCandidatesResponse(
             role_version=version,
             candidates=[
@@ -69,7 +89,7 @@ class RoleFitServicer(fit_pb2_grpc.RoleFitServiceServicer):
                     org_unit=f"orgUnits/{c.org_unit_id}",
                     score=c.fit.score,
                     fits=c.fit.fits,
-                    gaps=[messages.skill_fit_out(f) for f in c.fit.skills if f.gap > 0],
+                    gaps=[messages.skill_fit_out(f, tops.get(f.skill, 0)) for f in c.fit.skills if f.gap > 0],
                     surplus=c.fit.surplus,
                 )
                 for c in found
@@ -82,7 +102,7 @@ class RoleFitServicer(fit_pb2_grpc.RoleFitServiceServicer):
     ) -> fit_pb2.TeamSkillMatrix:
         unit_id = parse_name(request.org_unit, "orgUnits", "org_unit")
         skills = names_in(list(request.skills), "skills", "skills")
-        columns, rows = await uc.team_matrix(self.db, unit_id, request.include_descendants, skills)
+        columns, rows, tops = await uc.team_matrix(self.db, unit_id, request.include_descendants, skills)
         return fit_pb2.TeamSkillMatrix(
             org_unit=f"orgUnits/{unit_id}",
             skills=[f"skills/{k}" for k in columns],
@@ -97,6 +117,8 @@ class RoleFitServicer(fit_pb2_grpc.RoleFitServiceServicer):
                             claimed_level=claimed,
                             required_level=required,
                             gap=max(0, required - level),
+                            normalized_level=normalized_value(level, tops.get(k, 0)),
+                            normalized_required_level=normalized_value(required, tops.get(k, 0)),
                         )
                         for k, level, claimed, required in r.cells
                     ],
@@ -122,7 +144,7 @@ class RoleFitServicer(fit_pb2_grpc.RoleFitServiceServicer):
         top = request.top or 10
         if not 1 <= top <= 100:
             raise invalid("top", "must be 1-100")
-        report = await uc.gap_report(self.db, role_id, unit_id)
+        report, tops = await uc.gap_report(self.db, role_id, unit_id)
         return fit_pb2.GapReport(
             holder_count=sum(r.holders for r in report),
             holders_missing_mandatory=sum(r.missing_mandatory for r in report),
@@ -134,12 +156,42 @@ class RoleFitServicer(fit_pb2_grpc.RoleFitServiceServicer):
                     holders_missing_mandatory=r.missing_mandatory,
                     average_score=round(r.score_total / r.holders, 6) if r.holders else 0.0,
                     gaps=[
-                        _gap_out(g)
+                        _gap_out(g, tops.get(g.skill, 0))
                         for g in sorted((r.gaps or {}).values(), key=lambda g: (-g.below, g.skill))
                         if g.below
                     ],
                 )
                 for r in report
             ],
-            most_missing=[_gap_out(g) for g in uc.most_missing(report, top)],
+            most_missing=[_gap_out(g, tops.get(g.skill, 0)) for g in uc.most_missing(report, top)],
+        )
+
+    async def GetTeamSkillTrend(
+        self, request: fit_pb2.GetTeamSkillTrendRequest, context: grpc.aio.ServicerContext
+    ) -> fit_pb2.TeamSkillTrend:
+        unit_id = parse_name(request.org_unit, "orgUnits", "org_unit")
+        skill_id = parse_name(request.skill, "skills", "skill")
+        start = _day_in(request.start_date, "start_date")
+        end = _day_in(request.end_date, "end_date", utcnow().date())
+        interval = request.interval_days or 1
+        if not 1 <= interval <= 3650:
+            raise invalid("interval_days", "must be 1-3650")
+        if end < start:
+            raise invalid("end_date", "must be on or after start_date")
+        if (end - start).days // interval + 1 > MAX_TREND_POINTS:
+            raise invalid("interval_days", f"gives more than {MAX_TREND_POINTS} points: choose a longer interval")
+        points = await trends.team_trend(self.db, unit_id, skill_id, trend_days(start, end, interval))
+        return fit_pb2.TeamSkillTrend(
+            org_unit=f"orgUnits/{unit_id}",
+            skill=f"skills/{skill_id}",
+            points=[
+                fit_pb2.SkillTrendPoint(
+                    date=p.day.isoformat(),
+                    people_with_level=p.people,
+                    average_level=p.average_level,
+                    average_normalized_level=p.average_normalized,
+                    level_counts=p.level_counts,
+                )
+                for p in points
+            ],
         )

@@ -42,6 +42,7 @@ _PERMISSIONS = {
         "FindCandidates": READ,
         "GetTeamSkillMatrix": READ,
         "GetGapReport": READ,
+        "GetTeamSkillTrend": READ,
     },
 }
 

@@ -18,6 +18,7 @@ from services.platform.db import Database, utcnow
 from services.platform.errors import FailedPrecondition, FieldViolation, NotFound, PermissionDenied, invalid
 from services.platform.lookups import get_or_404
 from services.platform.resources import Page, recall_request, remember_request
+from services.skills.app import scales
 from services.skills.app.access import authorize_person_read, authorize_unit_read, manages
 from services.skills.app.levels import current_levels, refresh_levels
 from services.skills.domain.effective import Source
@@ -332,21 +333,24 @@ async def list_assessments(
         return (await s.exec(query.offset(page.after or 0).limit(page.size))).all()
 
 
-async def get_level(db: Database, person_id: str, skill_id: str) -> SkillLevelRow:
+async def get_level(db: Database, person_id: str, skill_id: str) -> tuple[SkillLevelRow, int]:
+    """The level and the highest ordinal of the skill's scale (for the normalised level)."""
     async with db.read() as s:
         await _readable_person(s, person_id)
         if await s.get(SkillRow, skill_id) is None:
             raise NotFound(f"skills/{skill_id} does not exist", "SKILL_NOT_FOUND")
+        top = (await scales.skill_tops(s, [skill_id])).get(skill_id, 0)
         row = await s.get(SkillLevelRow, (person_id, skill_id))
         now = utcnow()
         if row is None:
-            return SkillLevelRow(
+            empty = SkillLevelRow(
                 person_id=person_id, skill_id=skill_id, explanation="no assessment in force", update_time=now
             )
-        return (await current_levels(s, [row], now))[0]
+            return empty, top
+        return (await current_levels(s, [row], now))[0], top
 
 
-async def list_levels(db: Database, person_id: str, page: Page) -> list[SkillLevelRow]:
+async def list_levels(db: Database, person_id: str, page: Page) -> tuple[list[SkillLevelRow], dict[str, int]]:
     async with db.read() as s:
         await _readable_person(s, person_id)
         query = (
@@ -360,7 +364,8 @@ async def list_levels(db: Database, person_id: str, page: Page) -> list[SkillLev
         )
         if page.after is not None:
             query = query.where(col(SkillLevelRow.skill_id) > page.after)
-        return await current_levels(s, list((await s.exec(query)).all()), utcnow())
+        rows = await current_levels(s, list((await s.exec(query)).all()), utcnow())
+        return rows, await scales.skill_tops(s, {r.skill_id for r in rows})
 
 
 def people_in_subtree(path: str) -> sa.Select[tuple[str]]:

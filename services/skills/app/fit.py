@@ -17,11 +17,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.platform.auth import current_identity
 from services.platform.db import Database, utcnow
 from services.platform.errors import NotFound, invalid
+from services.skills.app import scales
 from services.skills.app.access import authorize_person_read, authorize_unit_read
 from services.skills.app.levels import current_levels
 from services.skills.domain.fit import Requirement, RoleFit, role_fit
 from services.skills.messages import aware
 from services.skills.store.tables import (
+    ProficiencyScaleRow,
     ProjectedAssignmentRow,
     ProjectedOrgUnitRow,
     ProjectedPersonRow,
@@ -29,9 +31,11 @@ from services.skills.store.tables import (
     ProjectedRoleRow,
     RoleFitRow,
     SkillLevelRow,
+    SkillRow,
 )
 
 Levels = dict[str, dict[str, tuple[int, int]]]  # person -> skill -> (effective, claimed)
+Tops = dict[str, int]  # skill -> highest ordinal of its scale, for normalised levels
 _CHUNK = 500
 
 
@@ -101,20 +105,24 @@ def _active_at(now: datetime) -> sa.ColumnElement[bool]:
 def _fit_query(pinned: bool) -> sa.Select[Any]:
     """The person, the role's requirements (current or `:version`) and the
     person's levels in them, in one statement (built once: compiled once)."""
-    P, R, Q, L = (
+    P, R, Q, L, K, C = (
         t.__table__  # type: ignore[attr-defined,union-attr]
-        for t in (ProjectedPersonRow, ProjectedRoleRow, ProjectedRequirementRow, SkillLevelRow)
-    )
+        for t in (
+            ProjectedPersonRow, ProjectedRoleRow, ProjectedRequirementRow, SkillLevelRow, SkillRow, ProficiencyScaleRow
+        )
+    )  # fmt: skip
     version = sa.bindparam("version") if pinned else R.c.version
     columns = [P.c[k] for k in ("org_unit_id", "manager_id", "status")] + [R.c.version, R.c.deleted]
     columns += [Q.c[k] for k in ("skill_id", "min_level", "weight", "mandatory")]
-    columns += [L.c[k] for k in ("level", "claimed_level", "valid_until")]
+    columns += [L.c[k] for k in ("level", "claimed_level", "valid_until")] + [K.c.scale_id, C.c.revision]
     return (
         sa.select(*columns)
         .select_from(P)
         .join(R, R.c.id == sa.bindparam("role"))
         .outerjoin(Q, sa.and_(Q.c.role_id == R.c.id, Q.c.version == version))
         .outerjoin(L, sa.and_(L.c.person_id == P.c.id, L.c.skill_id == Q.c.skill_id))
+        .outerjoin(K, K.c.id == Q.c.skill_id)
+        .outerjoin(C, C.c.id == K.c.scale_id)
         .where(P.c.id == sa.bindparam("person"))
         .order_by(Q.c.position)
     )
@@ -123,7 +131,7 @@ def _fit_query(pinned: bool) -> sa.Select[Any]:
 _FIT_QUERIES = {False: _fit_query(False), True: _fit_query(True)}
 
 
-async def get_role_fit(db: Database, person_id: str, role_id: str, version: int | None) -> tuple[int, RoleFit]:
+async def get_role_fit(db: Database, person_id: str, role_id: str, version: int | None) -> tuple[int, RoleFit, Tops]:
     """One statement reads the person, the role's requirements and the
     person's levels in them; errors and stale levels take the long way."""
     now = utcnow()
@@ -142,19 +150,21 @@ async def get_role_fit(db: Database, person_id: str, role_id: str, version: int 
         used = version or first.version
         reqs = tuple(Requirement(r.skill_id, r.min_level, r.weight, r.mandatory) for r in rows if r.skill_id)
         levels = {r.skill_id: (r.level, r.claimed_level) for r in rows if r.skill_id and r.level is not None}
-        return used, fit_of(RoleRequirements(role_id, used, reqs), levels)
+        tops = {r.skill_id: await scales.top(s, r.scale_id, r.revision) for r in rows if r.scale_id}
+        return used, fit_of(RoleRequirements(role_id, used, reqs), levels), tops
 
 
 async def _role_fit_checked(
     s: AsyncSession, person_id: str, role_id: str, version: int | None, now: datetime
-) -> tuple[int, RoleFit]:
+) -> tuple[int, RoleFit, Tops]:
     person = await s.get(ProjectedPersonRow, person_id)
     if person is None:
         raise NotFound(f"people/{person_id} is not known to the skills service", "PERSON_NOT_FOUND")
     await authorize_person_read(s, current_identity(), person)
     reqs = await role_requirements(s, role_id, version)
     levels = await levels_of(s, [person_id], {r.skill for r in reqs.requirements}, now)
-    return reqs.version, fit_of(reqs, levels.get(person_id, {}))
+    tops = await scales.skill_tops(s, {r.skill for r in reqs.requirements})
+    return reqs.version, fit_of(reqs, levels.get(person_id, {})), tops
 
 
 # ---- FindCandidates -----------------------------------------------------------------------
@@ -177,7 +187,9 @@ class CandidateQuery:
     exclude_holders: bool
 
 
-async def find_candidates(db: Database, q: CandidateQuery, offset: int, size: int) -> tuple[int, list[CandidateFit]]:
+async def find_candidates(
+    db: Database, q: CandidateQuery, offset: int, size: int
+) -> tuple[int, list[CandidateFit], Tops]:
     """Ranks by the fits kept on write (fits first, then score, surplus and
     id), then explains the page with the exact rule."""
     now = utcnow()
@@ -219,7 +231,8 @@ async def find_candidates(db: Database, q: CandidateQuery, offset: int, size: in
             )
         rows = [(r[0], r[1]) for r in (await s.execute(stmt)).all()]
         levels = await levels_of(s, [p for p, _ in rows], {r.skill for r in reqs.requirements}, now)
-        return reqs.version, [CandidateFit(p, u, fit_of(reqs, levels.get(p, {}))) for p, u in rows]
+        tops = await scales.skill_tops(s, {r.skill for r in reqs.requirements})
+        return reqs.version, [CandidateFit(p, u, fit_of(reqs, levels.get(p, {}))) for p, u in rows], tops
 
 
 # ---- GetTeamSkillMatrix ---------------------------------------------------------------------
@@ -235,7 +248,7 @@ class MatrixRow:
 
 async def team_matrix(
     db: Database, unit_id: str, include_descendants: bool, skills: list[str]
-) -> tuple[list[str], list[MatrixRow]]:
+) -> tuple[list[str], list[MatrixRow], Tops]:
     now = utcnow()
     async with db.read() as s:
         unit = await _unit(s, unit_id, "org_unit")
@@ -285,7 +298,7 @@ async def team_matrix(
                 fits.append((role_id, fit_of(rr, mine)))
             cells = [(k, *mine.get(k, (0, 0)), required_level.get(k, 0)) for k in columns]
             rows.append(MatrixRow(p.id, p.org_unit_id, cells, fits))
-        return columns, rows
+        return columns, rows, await scales.skill_tops(s, columns)
 
 
 # ---- GetGapReport --------------------------------------------------------------------------
@@ -312,7 +325,7 @@ class RoleGaps:
     gaps: dict[str, SkillGapCount] | None = None
 
 
-async def gap_report(db: Database, role_id: str, unit_id: str) -> list[RoleGaps]:
+async def gap_report(db: Database, role_id: str, unit_id: str) -> tuple[list[RoleGaps], Tops]:
     if not role_id and not unit_id:
         raise invalid("role", "name a role, an org unit or both")
     now = utcnow()
@@ -354,7 +367,8 @@ async def gap_report(db: Database, role_id: str, unit_id: str) -> list[RoleGaps]
                         count.missing += 1 if f.effective <= 0 else 0
                         count.gap_total += f.gap
             report.append(summary)
-        return report
+        skills = {g for summary in report for g in (summary.gaps or {})}
+        return report, await scales.skill_tops(s, skills)
 
 
 def most_missing(report: list[RoleGaps], top: int) -> list[SkillGapCount]:

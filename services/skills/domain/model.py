@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -116,3 +117,17 @@ def check_names(preferred: str, aliases: list[str], prefix: str) -> tuple[str, l
             seen.add(fold(cleaned))
             kept.append(cleaned)
     return name, kept
+
+
+def normalized_value(level: float, top: int) -> float:
+    """A level on the common 0-100 scale: O*NET's standardisation
+    S = (O - L) / (H - L) * 100 with L = 0 (no level, shared by every scale)
+    and H the scale's highest ordinal, rounded to one decimal."""
+    if top <= 0 or level <= 0:
+        return 0.0
+    return round(100.0 * min(level, top) / top, 1)
+
+
+def top_ordinal(ordinals: Iterable[int]) -> int:
+    """The highest ordinal of a scale (0 for none): the H of `normalized_value`."""
+    return max(ordinals, default=0)
