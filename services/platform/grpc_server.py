@@ -136,7 +136,8 @@ class EngageInterceptor(grpc.aio.ServerInterceptor):
                 require(identity, permission)
                 set_identity(identity)
                 structlog.contextvars.bind_contextvars(caller=identity.subject)
-                await context.send_initial_metadata((("x-request-id", request_id),))
+                # In the trailers (errors carry it there too): no extra message before the answer.
+                context.set_trailing_metadata((("x-request-id", request_id),))
                 if streaming:
                     stream = _RequestStream(request)
                     return await behavior(stream, context)

@@ -307,3 +307,15 @@ async def test_unknown_fields_are_refused_with_the_field_named_and_nothing_writt
 
     err = await call_error(import_raw(raw_rows(), metadata=roles.admin, timeout=10), grpc.StatusCode.INVALID_ARGUMENT)
     assert err.reason == "UNKNOWN_FIELD" and "4242" in err.message
+
+
+async def test_every_answer_carries_the_request_id_for_the_logs(roles):
+    call = roles.directory.ListPeople(
+        directory_pb2.ListPeopleRequest(), metadata=(*roles.admin, ("x-request-id", "trace-7")), timeout=5
+    )
+    await call
+    assert ("x-request-id", "trace-7") in tuple(await call.trailing_metadata())
+    fresh = roles.directory.ListPeople(directory_pb2.ListPeopleRequest(), metadata=roles.admin, timeout=5)
+    await fresh
+    made = dict(await fresh.trailing_metadata())["x-request-id"]
+    assert len(made) == 36  # a uuid made by the service when the caller sent none
