@@ -26,6 +26,8 @@ async def _chosen(request: Request, access: Access, default_back: int) -> tuple[
     q = request.query_params
     scheme = next((s for s in schemes if s.name == q.get("scheme")), schemes[0] if schemes else None)
     period = q.get("period") or (scheme.recentPeriods[default_back] if scheme else "")
+    if scheme is not None and period not in scheme.recentPeriods:
+        scheme.recentPeriods.append(period)  # an older period asked for: offer it in the picker too
     return schemes, scheme, period
 
 

@@ -248,6 +248,8 @@ class Settings:
         gateway_env = dict(env)
         gateway_env["ENGAGE_GATEWAY_DEV_ISSUER"] = "1"
         gateway_env["ENGAGE_GATEWAY_ROLES_TARGET"] = roles.target
+        gateway_env["ENGAGE_GATEWAY_SKILLS_TARGET"] = skills.target
+        gateway_env["ENGAGE_GATEWAY_INCENTIVES_TARGET"] = incentives.target
         return cls(
             nats_url=env["ENGAGE_NATS_URL"],
             embedded_nats=embedded,
@@ -711,6 +713,11 @@ def banner(settings: Settings, children: list[Child], demo: Demo | None, jwks: P
     out += ["", f"Web app: {settings.gateway_url}/signin (API /api/v1, OpenAPI /docs). Sign in as:"]
     for user in settings.demo_users:
         out.append(f"  {user.key:<9} {user.label}")
+    out += [
+        "  Pages: /team (roles, role fit, scorecards), /assign (ranked candidates with skill gaps), /skills (skill",
+        "  matrix), /awards (approve or adjust at period close), /decide, /me, /me/skills, /me/scorecard;",
+        f"  gateway metrics {settings.gateway_url}/metrics",
+    ]
     roles, skills, incentives = settings.roles.target, settings.skills.target, settings.incentives.target
     if demo is None:
         out += ["", "  The demo was not loaded (ENGAGE_DEMO=0, or no token for jwt auth).", "", "Try:"]
