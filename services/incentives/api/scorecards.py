@@ -11,6 +11,7 @@ from services.incentives import messages
 from services.incentives.api.behaviours import required_text
 from services.incentives.app import awards as uc_awards
 from services.incentives.app import scorecards as uc
+from services.incentives.app.directory import SchemeCache
 from services.incentives.domain.model import AwardState
 from services.platform.db import Database
 from services.platform.errors import invalid
@@ -58,12 +59,13 @@ class ScorecardServicer(scorecards_pb2_grpc.ScorecardServiceServicer):
     def __init__(self, db: Database, minimum_group_size: int):
         self.db = db
         self.minimum_group_size = minimum_group_size
+        self.schemes = SchemeCache()
 
     async def GetScorecard(
         self, request: scorecards_pb2.GetScorecardRequest, context: grpc.aio.ServicerContext
     ) -> scorecards_pb2.Scorecard:
         scheme_id, period_id, person_id = child_name(request.name, "scorecards", "name")
-        return _scorecard_out(await uc.get_scorecard(self.db, scheme_id, period_id, person_id))
+        return _scorecard_out(await uc.get_scorecard(self.db, self.schemes, scheme_id, period_id, person_id))
 
     async def ListScorecards(
         self, request: scorecards_pb2.ListScorecardsRequest, context: grpc.aio.ServicerContext

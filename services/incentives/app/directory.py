@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -22,7 +23,7 @@ from services.incentives.store.tables import (
     SchemeRow,
     SchemeVersionRow,
 )
-from services.platform.errors import FailedPrecondition
+from services.platform.errors import FailedPrecondition, NotFound
 from services.platform.lookups import get_or_404
 
 
@@ -68,9 +69,13 @@ class Directory:
         )
 
 
+async def load_units(s: AsyncSession) -> dict[str, ProjectedOrgUnitRow]:
+    return {u.id: u for u in (await s.exec(select(ProjectedOrgUnitRow))).all()}
+
+
 async def load_directory(s: AsyncSession, people: Iterable[str] | None = None) -> Directory:
     """Every unit, and every person (or only those named) with their role holdings."""
-    units = {u.id: u for u in (await s.exec(select(ProjectedOrgUnitRow))).all()}
+    units = await load_units(s)
     person_query = select(ProjectedPersonRow)
     assignment_query = select(ProjectedAssignmentRow)
     if people is not None:
@@ -90,6 +95,8 @@ class SchemeState:
     row: SchemeRow
     versions: list[SchemeVersionRow]
     closed: dict[str, PeriodRow]
+    # Published versions never change: each is parsed once.
+    _contents: dict[int, SchemeContent] = field(default_factory=dict)
 
     def calendar_content(self) -> SchemeContent:
         """Published versions share one calendar; a draft-only scheme has its draft's."""
@@ -108,7 +115,9 @@ class SchemeState:
                 "NO_VERSION_IN_FORCE",
             )
         v = in_force[-1]
-        return v.version, messages.content_from_json(v.content)
+        if v.version not in self._contents:
+            self._contents[v.version] = messages.content_from_json(v.content)
+        return v.version, self._contents[v.version]
 
     def close_times(self) -> dict[str, datetime]:
         return {pid: messages.aware(p.close_time) for pid, p in self.closed.items()}
@@ -127,3 +136,26 @@ async def load_scheme(s: AsyncSession, scheme_id: str, *, lock: bool = False) ->
     )
     closed = {p.period_id: p for p in (await s.exec(select(PeriodRow).where(PeriodRow.scheme_id == scheme_id))).all()}
     return SchemeState(row, versions, closed)
+
+
+class SchemeCache:
+    """Schemes as scorecard reads need them, kept between calls: one small
+    query tells whether a scheme changed (its revision, its closed periods)
+    since it was loaded, so a read costs that query instead of three and the
+    parsing of every version. Each replica keeps its own; nothing is shared."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[tuple[int, int], SchemeState]] = {}
+
+    async def get(self, s: AsyncSession, scheme_id: str) -> SchemeState:
+        closed = select(sa.func.count()).where(PeriodRow.scheme_id == scheme_id).scalar_subquery()
+        found = (await s.execute(select(SchemeRow.revision, closed).where(SchemeRow.id == scheme_id))).first()
+        if found is None:
+            raise NotFound(f"schemes/{scheme_id} does not exist")
+        key = (int(found[0]), int(found[1]))
+        held = self._held.get(scheme_id)
+        if held is not None and held[0] == key:
+            return held[1]
+        state = await load_scheme(s, scheme_id)
+        self._held[scheme_id] = (key, state)
+        return state

@@ -9,6 +9,7 @@ its period closed counts, marked late, in the first period still open then.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,12 +20,19 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.incentives import messages
 from services.incentives.app.counting import contributions, counting_in, subtree, totals
-from services.incentives.app.directory import Directory, SchemeState, load_directory, load_scheme
+from services.incentives.app.directory import (
+    Directory,
+    SchemeCache,
+    SchemeState,
+    load_directory,
+    load_scheme,
+    load_units,
+)
 from services.incentives.domain.fairness import shown
 from services.incentives.domain.model import SchemeContent
 from services.incentives.domain.periods import Period
 from services.incentives.domain.scoring import Score, score, score_totals
-from services.incentives.store.tables import CreditRow, ScorecardRow
+from services.incentives.store.tables import CreditRow, ProjectedOrgUnitRow, ScorecardRow
 from services.platform.auth import Identity, current_identity
 from services.platform.db import Database, utcnow
 from services.platform.errors import NotFound, PermissionDenied
@@ -48,7 +56,7 @@ class ScorecardView:
 
 def authorize_read(caller: Identity, directory: Directory, person_id: str) -> None:
     """Employees see their own scorecards, managers their units', HR and programme leads all."""
-    if caller.roles & READ_ALL_ROLES or not caller.person_id or caller.person_id == person_id:
+    if _reads_all(caller, person_id):
         return
     if caller.person_id in directory.managers_of(person_id):
         return
@@ -105,27 +113,42 @@ def _frozen_view(
 
 
 async def _explained(
-    s: AsyncSession, scheme: SchemeState, period: Period, directory: Directory, people: list[str]
+    s: AsyncSession, scheme: SchemeState, period: Period, units: Mapping[str, ProjectedOrgUnitRow], people: list[str]
 ) -> dict[str, Score]:
     _, content = scheme.version_for(period)
-    conditions = counting_in(content, period, directory.units, scheme.close_times())
+    conditions = counting_in(content, period, units, scheme.close_times())
     found = await contributions(s, content, period, conditions, people)
     return {p: score(content, found.get(p, [])) for p in people}
 
 
-async def get_scorecard(db: Database, scheme_id: str, period_id: str, person_id: str) -> ScorecardView:
+def _reads_all(caller: Identity, person_id: str) -> bool:
+    return bool(caller.roles & READ_ALL_ROLES) or not caller.person_id or caller.person_id == person_id
+
+
+async def get_scorecard(
+    db: Database, schemes: SchemeCache, scheme_id: str, period_id: str, person_id: str
+) -> ScorecardView:
+    """The hot read: the scheme from the cache, the directory only when the
+    caller is a manager (whose scope it decides) or the scheme is limited to
+    some units."""
     async with db.read() as s:
-        scheme = await load_scheme(s, scheme_id)
+        scheme = await schemes.get(s, scheme_id)
         period = scheme.period(period_id)
-        directory = await load_directory(s, [person_id])
-        authorize_read(current_identity(), directory, person_id)
+        caller = current_identity()
+        units: dict[str, ProjectedOrgUnitRow] = {}
+        if not _reads_all(caller, person_id):
+            directory = await load_directory(s, [person_id])
+            authorize_read(caller, directory, person_id)
+            units = directory.units
         _, content = scheme.version_for(period)
+        if content.eligible_units and not units:
+            units = await load_units(s)
         frozen = None
         if period_id in scheme.closed:
             frozen = await s.get(ScorecardRow, (scheme_id, period_id, person_id))
             if frozen is None:
                 raise NotFound(f"people/{person_id} did not take part in period {period_id} of schemes/{scheme_id}")
-        result = (await _explained(s, scheme, period, directory, [person_id]))[person_id]
+        result = (await _explained(s, scheme, period, units, [person_id]))[person_id]
         if frozen is not None:
             return _frozen_view(scheme, period, frozen, result, content.payout.currency)
         return _open_view(scheme, period, person_id, content, result)
@@ -152,7 +175,7 @@ async def list_scorecards(
             people = set((await s.exec(credited)).all())
             people |= {p for p in directory.people if directory.took_part_in(content, p, period)}
         page = [p for p in sorted(people) if (after is None or p > after) and may_read(caller, directory, p)][:size]
-        explained = await _explained(s, scheme, period, directory, page)
+        explained = await _explained(s, scheme, period, directory.units, page)
         if frozen:
             return [_frozen_view(scheme, period, frozen[p], explained[p], content.payout.currency) for p in page]
         return [_open_view(scheme, period, p, content, explained[p]) for p in page]
