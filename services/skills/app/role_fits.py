@@ -23,6 +23,7 @@ from services.skills.store.tables import (
     RoleFitRow,
     SkillLevelRow,
 )
+from services.skills.store.upsert import upsert_statement
 
 _CHUNK = 500
 _FITS = RoleFitRow.__table__  # type: ignore[attr-defined]
@@ -65,22 +66,20 @@ def _fits_select(roles: Collection[str] | None, people: Collection[str] | None) 
     return query
 
 
-async def _replace(s: AsyncSession, roles: Collection[str] | None, people: Collection[str] | None) -> None:
+async def _upsert(s: AsyncSession, roles: Collection[str] | None, people: Collection[str] | None) -> None:
+    """Writes the fits of `roles` x `people` (None: all) as upserts, so
+    writers refreshing the same fits at once (a level change beside a role
+    change) wait for each other instead of colliding."""
     await s.flush()  # pending projection rows must be visible to the INSERT ... SELECT
-    delete = sa.delete(_FITS)
-    if roles is not None:
-        delete = delete.where(_FITS.c.role_id.in_(roles))
-    if people is not None:
-        delete = delete.where(_FITS.c.person_id.in_(people))
-    await s.execute(delete)
-    columns = ["role_id", "person_id", "version", "misfit", "score", "surplus"]
-    await s.execute(sa.insert(_FITS).from_select(columns, _fits_select(roles, people)))
+    await s.execute(await upsert_statement(s, _FITS, ["role_id", "person_id"], _fits_select(roles, people)))
 
 
 async def refresh_roles(s: AsyncSession, roles: Collection[str]) -> None:
     """Everyone's fit to these roles (after their requirements changed)."""
     if roles:
-        await _replace(s, sorted(roles), None)
+        # Fits of a deleted role, or of one left without weighted requirements, go.
+        await s.execute(sa.delete(_FITS).where(_FITS.c.role_id.in_(sorted(roles))))
+        await _upsert(s, sorted(roles), None)
 
 
 async def refresh_people(s: AsyncSession, changed: Iterable[tuple[str, str]]) -> None:
@@ -106,17 +105,17 @@ async def refresh_people(s: AsyncSession, changed: Iterable[tuple[str, str]]) ->
     # statement per chunk of people covers every affected role.
     people = sorted(set().union(*(by_skill[k] for k in required))) if required else []
     for start in range(0, len(people), _CHUNK):
-        await _replace(s, sorted(roles), people[start : start + _CHUNK])
+        await _upsert(s, sorted(roles), people[start : start + _CHUNK])
 
 
 async def add_person(s: AsyncSession, person_id: str) -> None:
     """A person new to the projection: their fit to every role."""
-    await _replace(s, None, [person_id])
+    await _upsert(s, None, [person_id])
 
 
 async def rebuild(s: AsyncSession) -> None:
     """Every fit from scratch (after a migration or a projection reset)."""
-    await _replace(s, None, None)
+    await _upsert(s, None, None)
 
 
 async def is_empty(s: AsyncSession) -> bool:

@@ -15,10 +15,10 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.skills.store.tables import ProjectedPersonRow, SkillLevelRow, SkillLevelSnapshotRow
+from services.skills.store.upsert import upsert_statement
 
 _CHUNK = 500
 _WRITE_CHUNK = 5000
@@ -29,14 +29,8 @@ _KEY = ["person_id", "skill_id", "day"]
 
 
 async def _upsert(s: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    conn = await s.connection()
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = await upsert_statement(s, _SNAPSHOTS, _KEY)
     for start in range(0, len(rows), _WRITE_CHUNK):
-        stmt = insert(_SNAPSHOTS)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=_KEY,
-            set_={c: stmt.excluded[c] for c in ("org_unit_id", "level", "claimed_level")},
-        )
         await s.execute(stmt, rows[start : start + _WRITE_CHUNK])
 
 

@@ -8,6 +8,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from sqlmodel import select
 
 from services.skills.app.projection import PROJECTION_TABLES
+from services.skills.store.tables import RoleFitRow, SkillLevelSnapshotRow
 from tests.integration.skills.catalogue_requests import CERTIFICATION, MANAGER, assessment, create
 from tests.support.company import assign, load_company, role
 from tests.support.events import published
@@ -157,10 +158,11 @@ async def test_fit_and_candidates_follow_the_roles_service_through_the_event_str
 
 
 async def projected_rows(skills) -> dict[str, list[tuple]]:
-    """Every row of the projection, as comparable tuples."""
+    """Every row of the projection and of what is derived from it (role fits,
+    level snapshots), as comparable tuples."""
     out = {}
     async with skills.app.db.read() as s:
-        for table in PROJECTION_TABLES:
+        for table in [*PROJECTION_TABLES, RoleFitRow, SkillLevelSnapshotRow]:
             rows = (await s.exec(select(table))).all()
             out[table.__tablename__] = sorted(tuple(sorted(r.model_dump().items(), key=str)) for r in rows)
     return out
