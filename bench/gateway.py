@@ -1,0 +1,410 @@
+"""`python -m bench.gateway`: the gateway's performance table.
+
+In one run, each server in a process of its own (NATS; the roles, skills and incentives
+services on SQLite; the gateway; a bare FastAPI app on uvicorn) and the HTTP client here:
+1. the baseline: `GET /ping` of a bare FastAPI app served like the gateway (uvicorn,
+   no access log), its rate at concurrency 8 and its p50 at concurrency 1;
+2. API reads through the gateway as a manager (token checked, scope decided, a gRPC
+   call to the roles service): `GET /api/v1/people/{id}` of their team and
+   `GET /api/v1/roles/{id}`; target: at least 0.3x the baseline's rate;
+3. the team page of a manager of 50 people (roles, acknowledgement, role fit from
+   skills, scorecards from incentives, all local): p50 of `GET /team`, one at a time;
+   target: under 150 ms. `GET /api/v1/me/team` for comparison.
+
+The company: a line of business of 50 people in three teams (headed by the manager),
+another of 10; everyone in the first holds a role requiring three skills and has been
+assessed; the incentives demo scheme with three months of behaviour events.
+Missed targets are printed, not fatal. `--quick` takes fewer samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+from engage.roles.v1 import (
+    assignments_pb2,
+    assignments_pb2_grpc,
+    directory_pb2,
+    directory_pb2_grpc,
+    roles_pb2,
+    roles_pb2_grpc,
+)
+from engage.skills.v1 import (
+    assessments_pb2,
+    assessments_pb2_grpc,
+    catalogue_pb2,
+    catalogue_pb2_grpc,
+    fit_pb2,
+    fit_pb2_grpc,
+)
+
+from bench import procs
+from bench.load import percentile
+from gateway.dev_issuer import DevIssuer
+from gateway.settings import DemoUser
+from services.incentives import demo as incentives_demo
+
+TEAM_SIZE = 50
+MANAGER = "M1"
+ROLE = "bench-agent"
+PAGE_TARGET_MS = 150.0
+READ_TARGET_RATIO = 0.3
+CONCURRENCY = 8
+
+
+@dataclass(frozen=True)
+class Sizes:
+    read_calls: int
+    page_samples: int
+
+
+@dataclass
+class Row:
+    what: str
+    value: str
+    baseline: str
+    ratio: float
+    target: str = ""
+    met: bool | None = None
+
+    def cells(self) -> tuple[str, ...]:
+        verdict = "" if self.met is None else ("met" if self.met else "MISSED")
+        return (self.what, self.value, self.baseline, f"{self.ratio:.2f}x", self.target, verdict)
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+
+    def print(self) -> None:
+        table = [("measure", "value", "baseline", "ratio", "target", ""), *(r.cells() for r in self.rows)]
+        widths = [max(len(row[i]) for row in table) for i in range(6)]
+        print()
+        for n, row in enumerate(table):
+            print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+            if n == 0:
+                print("-+-".join("-" * w for w in widths))
+        print("\nbaseline: a bare FastAPI GET /ping on uvicorn in this run (rates: higher is better; latency: lower).")
+        missed = [r.what for r in self.rows if r.met is False]
+        print(f"TARGETS MISSED ({len(missed)}): " + "; ".join(missed) if missed else "All targets met.")
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ---- the baseline server ------------------------------------------------------------------
+
+
+def serve_baseline(port: int) -> None:
+    import uvicorn
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> dict[str, bool]:
+        return {"ok": True}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# ---- processes ----------------------------------------------------------------------------
+
+
+def start_service(workdir: Path, name: str, nats_url: str, jwks: Path) -> tuple[procs.Child, str]:
+    """Migrates a fresh SQLite database, starts the service (trusting the issuer's keys), waits until ready."""
+    port = procs.free_port()
+    env = procs.roles_env(f"sqlite+aiosqlite:///{workdir / name}.db", nats_url, port)
+    env["ENGAGE_AUTH_JWKS_FILE"] = str(jwks)
+    migrate = subprocess.run(
+        [sys.executable, "-m", f"services.{name}.migrate"],
+        env=env, cwd=procs.ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    if migrate.returncode != 0:
+        raise RuntimeError(f"{name} migration failed:\n{migrate.stdout}{migrate.stderr}")
+    child = procs.Child(name, [sys.executable, "-m", f"services.{name}.main"], workdir / f"{name}.log", env).start()
+    target = f"127.0.0.1:{port}"
+    procs.wait_for_tcp(child, port, timeout=30)
+    asyncio.run(procs.wait_ready(child, target))
+    return child, target
+
+
+def start_http(workdir: Path, name: str, argv: list[str], env: dict[str, str], port: int) -> procs.Child:
+    child = procs.Child(name, argv, workdir / f"{name}.log", env).start()
+    procs.wait_for_tcp(child, port, timeout=30)
+    return child
+
+
+# ---- the company ---------------------------------------------------------------------------
+
+
+def directory_rows() -> list[directory_pb2.ImportDirectoryRequest]:
+    units = [
+        ("B", "", "M0", directory_pb2.ORG_UNIT_KIND_COMPANY),
+        ("B-L", "B", MANAGER, directory_pb2.ORG_UNIT_KIND_LINE_OF_BUSINESS),
+    ]
+    units += [(f"B-T{t}", "B-L", f"L{t}", directory_pb2.ORG_UNIT_KIND_TEAM) for t in (1, 2, 3)]
+    units.append(("B-O", "B", "O0", directory_pb2.ORG_UNIT_KIND_LINE_OF_BUSINESS))
+    people = [("M0", "B", "", 7), (MANAGER, "B-L", "M0", 6), ("O0", "B-O", "M0", 6)]
+    people += [(f"L{t}", f"B-T{t}", MANAGER, 4) for t in (1, 2, 3)]
+    people += [(f"P{i:02d}", f"B-T{i % 3 + 1}", f"L{i % 3 + 1}", 2) for i in range(TEAM_SIZE - 4)]
+    people += [(f"Q{i:02d}", "B-O", "O0", 2) for i in range(9)]
+    rows = [
+        directory_pb2.ImportDirectoryRequest(
+            org_unit=directory_pb2.OrgUnit(
+                name=f"orgUnits/{uid}",
+                display_name=f"Unit {uid}",
+                kind=kind,  # type: ignore[arg-type]
+                parent=f"orgUnits/{parent}" if parent else "",
+                manager=f"people/{head}",
+                hr_version=1,
+            )
+        )
+        for uid, parent, head, kind in units
+    ]
+    rows += [
+        directory_pb2.ImportDirectoryRequest(
+            person=directory_pb2.Person(
+                name=f"people/{pid}",
+                display_name=f"Person {pid}",
+                email=f"{pid.lower()}@bench.example",
+                org_unit=f"orgUnits/{unit}",
+                manager=f"people/{boss}" if boss else "",
+                management_level=level,  # type: ignore[arg-type]
+                status=directory_pb2.PERSON_STATUS_ACTIVE,
+                hr_version=1,
+            )
+        )
+        for pid, unit, boss, level in people
+    ]
+    return rows
+
+
+def team() -> list[tuple[str, str]]:
+    """(person, unit) of everyone the manager manages."""
+    return [
+        (r.person.name, r.person.org_unit)
+        for r in directory_rows()
+        if r.HasField("person")
+        and r.person.org_unit in ("orgUnits/B-L", "orgUnits/B-T1", "orgUnits/B-T2", "orgUnits/B-T3")
+    ]
+
+
+async def _rows() -> AsyncIterator[directory_pb2.ImportDirectoryRequest]:
+    for row in directory_rows():
+        yield row
+
+
+async def seed(roles: str, skills: str, incentives: str, admin: tuple[tuple[str, str], ...]) -> None:
+    async with (
+        grpc.aio.insecure_channel(roles) as rc,
+        grpc.aio.insecure_channel(skills) as sc,
+        grpc.aio.insecure_channel(incentives) as ic,
+    ):
+        await directory_pb2_grpc.DirectoryServiceStub(rc).ImportDirectory(_rows(), metadata=admin, timeout=60)
+        catalogue = catalogue_pb2_grpc.CatalogueServiceStub(sc)
+        found = await catalogue.ListSkills(catalogue_pb2.ListSkillsRequest(page_size=3), metadata=admin, timeout=10)
+        required = [s.name for s in found.skills]
+        role_stub = roles_pb2_grpc.RoleServiceStub(rc)
+        role = roles_pb2.Role(
+            display_name="Bench agent",
+            purpose="Serves customers",
+            management_level=1,  # type: ignore[arg-type]
+            skill_requirements=[
+                roles_pb2.SkillRequirement(skill=s, min_level=3, weight=1, mandatory=i == 0)
+                for i, s in enumerate(required)
+            ],
+        )
+        await role_stub.CreateRole(roles_pb2.CreateRoleRequest(role_id=ROLE, role=role), metadata=admin, timeout=10)
+        await role_stub.ActivateRole(roles_pb2.ActivateRoleRequest(name=f"roles/{ROLE}"), metadata=admin, timeout=10)
+        assign = assignments_pb2_grpc.AssignmentServiceStub(rc)
+        for person, unit in team():
+            a = assignments_pb2.Assignment(person=person, role=f"roles/{ROLE}", org_unit=unit, reason="bench")
+            await assign.CreateAssignment(
+                assignments_pb2.CreateAssignmentRequest(assignment=a), metadata=admin, timeout=10
+            )
+        fit = fit_pb2_grpc.RoleFitServiceStub(sc)
+        matrix = fit_pb2.GetTeamSkillMatrixRequest(org_unit="orgUnits/B-L", include_descendants=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the skills service learns people and roles from the roles events
+            got = await fit.GetTeamSkillMatrix(matrix, metadata=admin, timeout=10)
+            if len(got.rows) == TEAM_SIZE and all(r.roles for r in got.rows):
+                break
+            await asyncio.sleep(0.5)
+        assess = assessments_pb2_grpc.AssessmentServiceStub(sc)
+        for n, (person, _unit) in enumerate(team()):
+            for k, skill in enumerate(required):
+                claim = assessments_pb2.Assessment(
+                    skill=skill, level=1 + (n + k) % 5, source=assessments_pb2.ASSESSMENT_SOURCE_MANAGER
+                )
+                await assess.CreateAssessment(
+                    assessments_pb2.CreateAssessmentRequest(parent=person, assessment=claim), metadata=admin, timeout=10
+                )
+        await incentives_demo.load(rc, ic, admin)
+
+
+# ---- measuring -----------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+async def closed(
+    client: httpx.AsyncClient, paths: Sequence[str], headers: dict[str, str], calls: int, concurrency: int
+) -> Run:
+    """`calls` GETs by `concurrency` callers, each sending the next when its answer arrived (after a warm-up)."""
+    for path in paths[:20]:
+        (await client.get(path, headers=headers)).raise_for_status()
+    latencies: list[float] = []
+    counter = iter(range(calls))
+
+    async def caller() -> None:
+        for n in counter:
+            started = time.perf_counter()
+            response = await client.get(paths[n % len(paths)], headers=headers)
+            latencies.append(time.perf_counter() - started)
+            response.raise_for_status()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    seconds = time.perf_counter() - started
+    latencies.sort()
+    return Run(calls / seconds, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000)
+
+
+async def measure(gateway: str, baseline: str, token: str, sizes: Sizes) -> Report:
+    report = Report()
+    auth = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=CONCURRENCY * 2, max_keepalive_connections=CONCURRENCY * 2)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        say(f"baseline: GET /ping x {sizes.read_calls} at concurrency {CONCURRENCY}")
+        base = await closed(client, [f"{baseline}/ping"], {}, sizes.read_calls, CONCURRENCY)
+        base1 = await closed(client, [f"{baseline}/ping"], {}, sizes.page_samples * 4, 1)
+        reads = {
+            "GET /api/v1/people/{id} (team member)": [f"{gateway}/api/v1/{p}" for p, _ in team()],
+            "GET /api/v1/roles/{id}": [f"{gateway}/api/v1/roles/{ROLE}"],
+        }
+        for what, paths in reads.items():
+            say(f"{what} x {sizes.read_calls} at concurrency {CONCURRENCY}")
+            run = await closed(client, paths, auth, sizes.read_calls, CONCURRENCY)
+            ratio = run.rps / base.rps
+            report.rows.append(
+                Row(
+                    f"{what}: rate",
+                    f"{run.rps:.0f}/s",
+                    f"{base.rps:.0f}/s",
+                    ratio,
+                    f">= {READ_TARGET_RATIO}x",
+                    ratio >= READ_TARGET_RATIO,
+                )
+            )
+        for what, path, target in (
+            ("GET /team (50 people): p50", f"{gateway}/team", True),
+            ("GET /api/v1/me/team (50 people): p50", f"{gateway}/api/v1/me/team", False),
+        ):
+            say(f"{what.split(':')[0]} x {sizes.page_samples}, one at a time")
+            run = await closed(client, [path], {**auth, "Accept": "text/html"}, sizes.page_samples, 1)
+            report.rows.append(
+                Row(
+                    what,
+                    f"{run.p50_ms:.1f} ms (p99 {run.p99_ms:.0f})",
+                    f"{base1.p50_ms:.1f} ms",
+                    run.p50_ms / base1.p50_ms,
+                    f"< {PAGE_TARGET_MS:.0f} ms" if target else "",
+                    run.p50_ms < PAGE_TARGET_MS if target else None,
+                )
+            )
+        page = await client.get(f"{gateway}/team", headers=auth)
+        if page.text.count("data-person=") != TEAM_SIZE or "not available" in page.text:
+            raise RuntimeError("the team page did not show 50 people with role fit and scorecards")
+    return report
+
+
+def run(sizes: Sizes) -> Report:
+    workdir = Path(tempfile.mkdtemp(prefix="engage-bench-gateway-"))
+    children: list[procs.Child] = []
+    try:
+        nats_child, nats_url = procs.nats_server(workdir / "nats")
+        children.append(nats_child)
+        issuer = DevIssuer(str(workdir / "key.pem"), str(workdir / "jwks.json"), "engage-dev", "engage")
+        admin_token = issuer.token(DemoUser("bench-hr", "", ("hr_admin",)))
+        targets = {}
+        for name in ("roles", "skills", "incentives"):
+            child, targets[name] = start_service(workdir, name, nats_url, issuer.jwks_file)
+            children.append(child)
+            say(f"{name} service ready at {targets[name]}")
+        say(f"seeding: a manager of {TEAM_SIZE} people, their roles and skills, the incentives demo")
+        asyncio.run(
+            seed(
+                targets["roles"],
+                targets["skills"],
+                targets["incentives"],
+                (("authorization", f"Bearer {admin_token}"),),
+            )
+        )
+        port = procs.free_port()
+        env = procs.python_env(
+            {
+                "ENGAGE_GATEWAY_PORT": str(port),
+                "ENGAGE_GATEWAY_ROLES_TARGET": targets["roles"],
+                "ENGAGE_GATEWAY_SKILLS_TARGET": targets["skills"],
+                "ENGAGE_GATEWAY_INCENTIVES_TARGET": targets["incentives"],
+                "ENGAGE_GATEWAY_OIDC_JWKS_FILE": str(issuer.jwks_file),
+                "ENGAGE_GATEWAY_LIVE_UPDATES": "false",
+                "ENGAGE_GATEWAY_RATE_PER_SECOND": "1000000",
+                "ENGAGE_GATEWAY_RATE_BURST": "1000000",
+                "ENGAGE_GATEWAY_LOG_LEVEL": "WARNING",
+            }
+        )
+        children.append(start_http(workdir, "gateway", [sys.executable, "-m", "gateway.main"], env, port))
+        base_port = procs.free_port()
+        argv = [sys.executable, "-m", "bench.gateway", "--serve-baseline", str(base_port)]
+        children.append(start_http(workdir, "baseline", argv, procs.python_env(), base_port))
+        token = issuer.token(DemoUser(MANAGER, "", (), MANAGER))
+        return asyncio.run(measure(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{base_port}", token, sizes))
+    except BaseException:
+        for child in children:
+            print(f"--- {child.name} log ends with:\n{child.log_tail(8)}", file=sys.stderr)
+        raise
+    finally:
+        for child in reversed(children):
+            child.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.gateway", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples for a quick look")
+    parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_baseline:
+        serve_baseline(args.serve_baseline)
+        return 0
+    sizes = Sizes(read_calls=400, page_samples=15) if args.quick else Sizes(read_calls=3000, page_samples=60)
+    try:
+        report = run(sizes)
+    except (RuntimeError, grpc.RpcError, httpx.HTTPError) as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    report.print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
