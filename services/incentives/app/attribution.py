@@ -7,7 +7,7 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -28,6 +28,7 @@ CHUNK = 500  # drivers cap the parameters of one statement
 class Attribution:
     history: dict[str, list[tuple[datetime, str]]]  # person -> [(valid_from, unit)] ascending
     units: dict[str, ProjectedOrgUnitRow]
+    _lobs: dict[str, str] = field(default_factory=dict)
 
     def unit_at(self, person_id: str, at: datetime) -> str:
         spans = self.history.get(person_id, [])
@@ -35,6 +36,11 @@ class Attribution:
         return spans[max(i, 0)][1] if spans else ""
 
     def line_of_business(self, unit_id: str) -> str:
+        if unit_id not in self._lobs:
+            self._lobs[unit_id] = self._walk_up(unit_id)
+        return self._lobs[unit_id]
+
+    def _walk_up(self, unit_id: str) -> str:
         current: str | None = unit_id
         for _ in range(100):  # a guard against a cycle in a half-projected tree
             unit = self.units.get(current or "")
@@ -50,13 +56,14 @@ async def load_attribution(s: AsyncSession, people: Iterable[str]) -> Attributio
     wanted = sorted(set(people))
     history: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     for start in range(0, len(wanted), CHUNK):
+        h = ProjectedPersonUnitRow
         rows = await s.exec(
-            select(ProjectedPersonUnitRow)
-            .where(col(ProjectedPersonUnitRow.person_id).in_(wanted[start : start + CHUNK]))
-            .order_by(col(ProjectedPersonUnitRow.person_id), col(ProjectedPersonUnitRow.valid_from))
+            select(h.person_id, h.valid_from, h.org_unit_id)  # columns, not ORM rows: batches are large
+            .where(col(h.person_id).in_(wanted[start : start + CHUNK]))
+            .order_by(col(h.person_id), col(h.valid_from))
         )
-        for r in rows.all():
-            history[r.person_id].append((messages.aware(r.valid_from), r.org_unit_id))
+        for person, since, unit in rows.all():
+            history[person].append((messages.aware(since), unit))
     units = {u.id: u for u in (await s.exec(select(ProjectedOrgUnitRow))).all()}
     return Attribution(dict(history), units)
 

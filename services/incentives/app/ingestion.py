@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -71,8 +71,37 @@ async def close_clock(s: AsyncSession) -> datetime:
     return utcnow()
 
 
-def _row_of(o: Observed, now: datetime) -> BehaviourEventRow:
-    return BehaviourEventRow(
+@dataclass
+class NewEvent:
+    """An event being recorded: the columns of its BehaviourEventRow, as a
+    plain object (building thousands of ORM rows a second costs more than
+    settling them), inserted in bulk."""
+
+    id: str
+    behaviour_type_id: str
+    credits: list[dict[str, Any]]
+    occurred_at: datetime
+    value: float
+    customer_lob: str | None
+    provider_lob: str | None
+    related_org_unit: str | None
+    source_system: str
+    object_ref: str
+    recipient: str | None
+    record_time: datetime
+    state: str = EventState.PARKED.value
+    park_reason: str = ""
+    park_detail: str = ""
+    credited_org_units: list[str] = field(default_factory=list)
+    accept_time: datetime | None = None
+
+
+# What settling reads and writes of an event, new or parked.
+Settleable = NewEvent | BehaviourEventRow
+
+
+def _new_event(o: Observed, now: datetime) -> NewEvent:
+    return NewEvent(
         id=o.id,
         behaviour_type_id=o.behaviour_type,
         credits=[{"person": p, "share": share} for p, share in o.credits],
@@ -84,12 +113,7 @@ def _row_of(o: Observed, now: datetime) -> BehaviourEventRow:
         source_system=o.source_system,
         object_ref=o.object_ref,
         recipient=o.recipient,
-        state=EventState.PARKED.value,
-        park_reason="",
-        park_detail="",
-        credited_org_units=[],
         record_time=now,
-        accept_time=None,
     )
 
 
@@ -108,7 +132,7 @@ class _Lookups:
     given: Counter[tuple[str, str, str]]  # (giver, behaviour type, month) -> recognitions accepted
 
 
-async def _lookups(s: AsyncSession, rows: Sequence[BehaviourEventRow]) -> _Lookups:
+async def _lookups(s: AsyncSession, rows: Sequence[Settleable]) -> _Lookups:
     types = {t.id: t for t in (await s.exec(select(BehaviourTypeRow))).all()}
     wanted = sorted({c["person"] for r in rows for c in r.credits} | {r.recipient for r in rows if r.recipient})
     people: set[str] = set()
@@ -132,11 +156,11 @@ async def _lookups(s: AsyncSession, rows: Sequence[BehaviourEventRow]) -> _Looku
     return _Lookups(types, people, await load_attribution(s, people), given)
 
 
-def _park(row: BehaviourEventRow, reason: ParkReason, detail: str) -> None:
+def _park(row: Settleable, reason: ParkReason, detail: str) -> None:
     row.state, row.park_reason, row.park_detail = EventState.PARKED.value, reason.value, detail[:300]
 
 
-def _settle(row: BehaviourEventRow, k: _Lookups, now: datetime) -> list[dict[str, Any]]:
+def _settle(row: Settleable, k: _Lookups, now: datetime) -> list[dict[str, Any]]:
     """Accepts the event if it may count, else parks it with the reason;
     returns the credit rows of an accepted event."""
     behaviour = k.types.get(row.behaviour_type_id)
@@ -212,8 +236,8 @@ def _table(model: type[Any]) -> sa.Table:
     return model.__table__  # type: ignore[no-any-return]
 
 
-def _event_dict(row: BehaviourEventRow) -> dict[str, Any]:
-    return {c.name: getattr(row, c.name) for c in _table(BehaviourEventRow).columns}
+def _event_dict(row: NewEvent) -> dict[str, Any]:
+    return dict(vars(row))
 
 
 async def record_many(s: AsyncSession, items: Sequence[Observed], now: datetime) -> list[Outcome]:
@@ -228,7 +252,7 @@ async def record_many(s: AsyncSession, items: Sequence[Observed], now: datetime)
         if o.id not in known:
             known.add(o.id)
             fresh.append(o)
-    rows = [_row_of(o, now) for o in fresh]
+    rows = [_new_event(o, now) for o in fresh]
     k = await _lookups(s, rows)
     outcomes: dict[str, Outcome] = {}
     events, credits = [], []
