@@ -212,7 +212,7 @@ def _read_requests(kind: str, people: int, count: int) -> list[Any]:
 async def _closed_loop(kind: str, target: str, concurrency: int, count: int, warmup: int, people: int) -> Reads:
     async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
         await connect(channel, target)
-        send: Callable[[Any], Any]
+        send: Callable[..., Any]
         if kind == "echo":
             send = channel.unary_unary(echo.METHOD, request_serializer=echo.raw, response_deserializer=echo.raw)
         else:
@@ -274,7 +274,9 @@ async def seed(db_url: str, sizes: Sizes) -> None:
     """The projected directory and January's credits, written in bulk."""
     db = Database(db_url)
     teams = max(1, sizes.people // 100)
-    units = [{"id": "CO", "parent_id": None, "manager_id": None, "kind": "COMPANY", "deleted": False, "sequence": 1}]
+    units: list[dict[str, Any]] = [
+        {"id": "CO", "parent_id": None, "manager_id": None, "kind": "COMPANY", "deleted": False, "sequence": 1}
+    ]
     units += [
         {"id": f"LOB{b}", "parent_id": "CO", "manager_id": None, "kind": "LINE_OF_BUSINESS", "deleted": False,
          "sequence": 1}
