@@ -306,7 +306,7 @@ async def seed(db_url: str, sizes: Sizes) -> None:
                 await conn.execute(sa.insert(model), rows)
         chunk = 20_000
         for start in range(0, sizes.credits, chunk):
-            rows = []
+            rows: list[dict[str, Any]] = []
             for n in range(start, min(start + chunk, sizes.credits)):
                 i = n % sizes.people
                 kind = KINDS[rng.randrange(3)]

@@ -328,3 +328,38 @@ async def test_the_projection_keeps_the_newest_version_of_each_person(world):
             return row.org_unit_id, row.sequence
 
     assert await eventually(a2, lambda r: r[1] == 3) == ("SALES-N", 3)
+
+
+async def test_overlay_credit_and_caps_score_the_same_open_and_at_the_close(world):
+    inc = world.inc
+    await create_and_publish(inc, collaboration_scheme(credit_split=schemes_pb2.CREDIT_SPLIT_OVERLAY))
+    await inc.record(
+        *(event(f"team-{i}", "case-solved-cross-department", ["A1", "S1"], ts(2025, 1, 3 + i)) for i in range(5)),
+        event("one", "case-solved-cross-department", ["S2"], ts(2025, 1, 9)),
+    )
+    a1 = await _scorecard(inc, "2025-01", "A1")
+    cases = a1.lines[0]
+    assert [c.share for c in cases.contributions] == [1.0] * 5  # overlay: full credit each
+    # 5 cases on a target of 2 is 250%, capped at the measure's 200%: 0.6 x 2 = 1.2 overall,
+    # paid 1,000 up to 1.0 and twice the rate above it: 1,400 EUR.
+    assert (cases.value, cases.attainment) == (5.0, 2.0) and a1.attainment == pytest.approx(1.2)
+    assert a1.payout.money.units == 1400
+    open_cards = {
+        c.person: (c.attainment, c.payout.money.units)
+        for c in (
+            await inc.scorecards.ListScorecards(
+                scorecards_pb2.ListScorecardsRequest(parent="schemes/collab/periods/2025-01"), metadata=inc.admin
+            )
+        ).scorecards
+    }
+    await inc.awards.ClosePeriod(
+        awards_pb2.ClosePeriodRequest(name="schemes/collab/periods/2025-01"), metadata=inc.admin
+    )
+    awards = await inc.awards.ListAwards(
+        awards_pb2.ListAwardsRequest(parent="schemes/collab/periods/2025-01"), metadata=inc.admin
+    )
+    at_close = {a.person: (a.attainment, a.proposed_amount.money.units) for a in awards.awards}
+    assert at_close == open_cards  # summed in the database at the close, from the events when read
+    assert at_close["people/S1"] == (pytest.approx(1.2), 1400) and at_close["people/S2"][1] == 300  # 0.6 x 0.5
+    frozen = await _scorecard(inc, "2025-01", "S1")
+    assert frozen.state == scorecards_pb2.Scorecard.STATE_FINAL and len(frozen.lines[0].contributions) == 5
