@@ -39,7 +39,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from bench import echo, procs
 from bench.load import CHANNEL_OPTIONS, ECHO_PAYLOAD, connect, percentile
+from bench.run import Report, Row, progress
 from services.incentives.settings import IncentivesSettings
 from services.incentives.store.tables import (
     BehaviourEventRow,
@@ -104,55 +105,6 @@ FULL = Sizes(10_000, 1_000_000, 5000.0, 10.0, 1000.0, 10.0, reads=2000, warmup=1
 QUICK = Sizes(1_000, 20_000, 5000.0, 1.0, 500.0, 3.0, reads=300, warmup=30)
 
 
-# ---- the table ----------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    what: str
-    value: str
-    ratio: str = ""
-    target: str = ""
-    verdict: str = ""
-
-    def cells(self) -> list[str]:
-        return [self.what, self.value, self.ratio, self.target, self.verdict]
-
-
-@dataclass
-class Report:
-    rows: list[Row] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-
-    def add(self, row: Row) -> None:
-        self.rows.append(row)
-
-    def target(self, what: str, value: str, target: str, met: bool, ratio: str = "") -> None:
-        self.rows.append(Row(what, value, ratio, target, "met" if met else "MISSED"))
-
-    def print(self) -> None:
-        table = [Row("measure", "value", "ratio", "target", ""), *self.rows]
-        widths = [max(len(r.cells()[i]) for r in table) for i in range(5)]
-
-        def line(cells: list[str]) -> str:
-            return " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-
-        print()
-        print(line(table[0].cells()))
-        print("-+-".join("-" * w for w in widths))
-        for row in table[1:]:
-            print(line(row.cells()))
-        print()
-        print("ratio = value / echo baseline at the same concurrency (reads; higher is better).")
-        for note in self.notes:
-            print(f"note: {note}")
-        missed = [r.what for r in self.rows if r.verdict == "MISSED"]
-        print(f"TARGETS MISSED ({len(missed)}): " + "; ".join(missed) if missed else "All targets met.")
-        for failure in self.failures:
-            print(f"FAILED: {failure}")
-
-
 # JetStream as `make run` and most deployments start it: file storage synced
 # every two minutes. (bench/procs.py's server syncs every write, which on this
 # machine's disk caps any publisher near 400 messages/s: that measures the
@@ -179,10 +131,6 @@ def nats_server(workdir: Path) -> tuple[procs.Child, str]:
         child.stop()
         raise
     return child, f"nats://127.0.0.1:{port}"
-
-
-def progress(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 # ---- the read client: closed loop, in a process of its own ---------------------------
@@ -287,7 +235,7 @@ async def seed(db_url: str, sizes: Sizes) -> None:
          "sequence": 1}
         for t in range(teams)
     ]  # fmt: skip
-    people = [
+    people: list[dict[str, Any]] = [
         {"id": person_id(i), "org_unit_id": f"T{_team_of(i, sizes.people):03d}", "manager_id": None,
          "status": "ACTIVE", "sequence": 1}
         for i in range(sizes.people)
@@ -301,9 +249,9 @@ async def seed(db_url: str, sizes: Sizes) -> None:
     accepted = datetime(2025, 1, 31, 12, tzinfo=UTC)
     try:
         async with db.engine.begin() as conn:
-            for model, rows in ((ProjectedOrgUnitRow, units), (ProjectedPersonRow, people),
-                                (ProjectedPersonUnitRow, history)):  # fmt: skip
-                await conn.execute(sa.insert(model), rows)
+            for model, listed in ((ProjectedOrgUnitRow, units), (ProjectedPersonRow, people),
+                                  (ProjectedPersonUnitRow, history)):  # fmt: skip
+                await conn.execute(sa.insert(model), listed)
         chunk = 20_000
         for start in range(0, sizes.credits, chunk):
             rows: list[dict[str, Any]] = []
@@ -567,7 +515,7 @@ def bench_echo(pool: concurrent.futures.Executor, workdir: Path, sizes: Sizes, r
         result = {c: read_load(pool, "echo", target, c, sizes) for c in CONCURRENCIES}
     for c, r in result.items():
         progress(f"echo at concurrency {c}: {r.rps:,.0f} calls/s")
-        report.add(Row(f"echo, concurrency {c}, calls/s", f"{r.rps:,.0f}", "1.00"))
+        report.add(Row(f"echo, concurrency {c}, calls/s", f"{r.rps:,.0f}", ratio="1.00"))
     return result
 
 
@@ -611,17 +559,19 @@ def bench_backend(
                 ratio = reads.rps / echo_reads[c].rps if echo_reads.get(c) else 0.0
                 progress(f"{label}: GetScorecard at concurrency {c}: {reads.rps:,.0f}/s (x{ratio:.2f}), "
                          f"p50 {reads.p50_ms:.1f} ms, p99 {reads.p99_ms:.1f} ms")  # fmt: skip
-                report.target(f"GetScorecard, {label}, concurrency {c}, calls/s", f"{reads.rps:,.0f}",
-                              f">= {READ_TARGET:.1f}x echo", ratio >= READ_TARGET, f"{ratio:.2f}")  # fmt: skip
+                baseline = f"{echo_reads[c].rps:,.0f}" if echo_reads.get(c) else ""
+                met = "yes" if ratio >= READ_TARGET else "MISSED"
+                figure = f"GetScorecard, {label}, concurrency {c}, calls/s"
+                report.add(Row(figure, f"{reads.rps:,.0f}", baseline, f"{ratio:.2f}", f">= {READ_TARGET:.1f}x", met))
                 if reads.errors:
                     report.notes.append(
                         f"GetScorecard {label} c={c}: {reads.errors} errors, first: {reads.first_error}"
                     )
             seconds, period = asyncio.run(close_january(target))
             progress(f"{label}: ClosePeriod {CLOSED_PERIOD}: {period.award_count:,} awards in {seconds:.1f} s")
-            met = seconds < CLOSE_TARGET_S and period.award_count == sizes.people
+            closed = seconds < CLOSE_TARGET_S and period.award_count == sizes.people
             what = f"close {sizes.people:,} people / {sizes.credits:,} events, {label}, s"
-            report.target(what, f"{seconds:.1f}", f"< {CLOSE_TARGET_S:.0f}", met)
+            report.target(what, f"{seconds:.1f}", f"< {CLOSE_TARGET_S:.0f}", closed)
             child.check_alive()
     finally:
         if pg_name:
@@ -633,7 +583,7 @@ def _step(report: Report, what: str, action: Callable[[], None]) -> None:
     try:
         action()
     except Exception as exc:
-        report.failures.append(f"{what}: {type(exc).__name__}: {exc}")
+        report.failed(what, exc)
 
 
 def _interrupt(signum: int, _frame: object) -> None:

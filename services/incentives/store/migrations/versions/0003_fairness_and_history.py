@@ -43,6 +43,7 @@ def upgrade() -> None:
         "INSERT INTO incentives_person_units (person_id, valid_from, org_unit_id) "
         "SELECT id, '1900-01-01 00:00:00', org_unit_id FROM incentives_people"
     )
+    _backfill_credit_units()
     op.create_table(
         "dead_letter_decisions",
         sa.Column("dead_letter_id", sa.Integer(), nullable=False),
@@ -53,6 +54,32 @@ def upgrade() -> None:
         sa.Column("revision", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("dead_letter_id"),
     )
+
+
+def _backfill_credit_units() -> None:
+    """Credits recorded before this revision get the person's unit as known
+    now (the history starts here) and that unit's line of business."""
+    op.execute(
+        "UPDATE behaviour_credits SET org_unit_id = COALESCE((SELECT p.org_unit_id FROM incentives_people p "
+        "WHERE p.id = behaviour_credits.person_id), '') WHERE org_unit_id = ''"
+    )
+    bind = op.get_bind()
+    units = {r[0]: (r[1], r[2]) for r in bind.execute(sa.text("SELECT id, parent_id, kind FROM incentives_org_units"))}
+    for unit in units:
+        current, lob = unit, ""
+        for _ in range(100):
+            if current not in units:
+                break
+            parent, kind = units[current]
+            if kind == "LINE_OF_BUSINESS":
+                lob = current
+                break
+            current = parent
+        if lob:
+            bind.execute(
+                sa.text("UPDATE behaviour_credits SET line_of_business_id = :lob WHERE org_unit_id = :unit"),
+                {"lob": lob, "unit": unit},
+            )
 
 
 def downgrade() -> None:
