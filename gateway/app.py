@@ -25,6 +25,7 @@ from gateway.identity import KeySet, TokenVerifier
 from gateway.incentives_service import IncentivesService
 from gateway.live import Broadcaster
 from gateway.metrics import GatewayMetrics
+from gateway.oidc import OidcSignIn
 from gateway.problems import FieldError, Problem, ProblemError, handle_problem, handle_validation
 from gateway.ratelimit import RateLimiter
 from gateway.roles_service import RolesService
@@ -51,6 +52,7 @@ class Gateway:
     templates: Jinja2Templates
     dev_issuer: DevIssuer | None
     metrics: GatewayMetrics
+    oidc: OidcSignIn
 
 
 class RequestIds:
@@ -109,9 +111,10 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
         settings.directory_cache_seconds,
     )
     deadline, retry_after = settings.grpc_deadline_seconds, settings.retry_after_seconds
+    verifier = TokenVerifier(keys, settings.oidc_issuer, settings.oidc_audience)
     return Gateway(
         settings=settings,
-        verifier=TokenVerifier(keys, settings.oidc_issuer, settings.oidc_audience),
+        verifier=verifier,
         roles=roles,
         skills=SkillsService(settings.skills_target, deadline, retry_after),
         incentives=IncentivesService(settings.incentives_target, deadline, retry_after),
@@ -120,6 +123,7 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
         templates=Jinja2Templates(directory=str(HERE / "templates")),
         dev_issuer=issuer,
         metrics=GatewayMetrics(),
+        oidc=OidcSignIn(settings, verifier),
     )
 
 

@@ -57,6 +57,12 @@ class GatewaySettings(BaseSettings):
     oidc_audience: str = "engage"
     oidc_jwks_file: str = ""
     oidc_jwks_url: str = ""
+    # Web sign-in with the organisation's provider (authorisation code flow with PKCE): on when a
+    # client id is set and the discovery document is known (this URL, else `{issuer}/.well-known/...`).
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""  # confidential clients only; public clients rely on PKCE alone
+    oidc_discovery_url: str = ""
+    oidc_scopes: str = "openid profile email"
 
     # Development issuer: off unless asked for (make run turns it on).
     dev_issuer: bool = False

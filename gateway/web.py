@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import ValidationError
 
 from gateway import api, models, skills_api
+from gateway.oidc import FLOW_COOKIE, FLOW_SECONDS, Flow
 from gateway.policy import Access, Permission, _same_origin, requires
 from gateway.problems import NOT_FOUND_DETAIL, TITLES, FieldError, ProblemError
 from gateway.team import team_of
@@ -64,7 +65,57 @@ async def home(access: Access = requires(Permission.PUBLIC)) -> Response:
 async def signin_page(request: Request, access: Access = requires(Permission.PUBLIC)) -> Response:
     gw = request.app.state.gateway
     users = gw.settings.users() if gw.dev_issuer else ()
-    return render(request, "signin.html", access, users=users)
+    next_path = request.query_params.get("next", "/")
+    return render(request, "signin.html", access, users=users, oidc=gw.oidc.enabled, next=next_path)
+
+
+def _session(response: Response, settings: Any, token: str, seconds: int) -> None:
+    response.set_cookie(
+        settings.cookie_name,
+        token,
+        max_age=seconds,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        path="/",
+    )
+
+
+@router.get("/signin/oidc")
+async def signin_oidc(request: Request, access: Access = requires(Permission.PUBLIC)) -> Response:
+    """Starts the authorisation code flow with PKCE at the organisation's identity provider."""
+    gw = request.app.state.gateway
+    if not gw.oidc.enabled:
+        raise ProblemError(404, NOT_FOUND_DETAIL)
+    flow = Flow.new(request.query_params.get("next", "/"))
+    response = RedirectResponse(await gw.oidc.authorization_url(flow, str(request.base_url)), status_code=303)
+    response.set_cookie(
+        FLOW_COOKIE,
+        flow.cookie(),
+        max_age=FLOW_SECONDS,
+        httponly=True,
+        samesite="lax",
+        secure=gw.settings.cookie_secure,
+        path="/signin",
+    )
+    return response
+
+
+@router.get("/signin/callback")
+async def signin_callback(request: Request, access: Access = requires(Permission.PUBLIC)) -> Response:
+    """The provider sends the browser back here with a code; redeemed, it becomes the session."""
+    gw = request.app.state.gateway
+    if not gw.oidc.enabled:
+        raise ProblemError(404, NOT_FOUND_DETAIL)
+    q = request.query_params
+    if q.get("error"):
+        raise ProblemError(401, f"The identity provider did not sign you in ({q['error']}).", "UNAUTHENTICATED")
+    flow = Flow.from_cookie(request.cookies.get(FLOW_COOKIE, ""))
+    principal, seconds = await gw.oidc.finish(flow, q.get("state", ""), q.get("code", ""), str(request.base_url))
+    response = RedirectResponse(flow.next if flow else "/", status_code=303)
+    _session(response, gw.settings, principal.token, seconds)
+    response.delete_cookie(FLOW_COOKIE, path="/signin")
+    return response
 
 
 @router.post("/signin")
@@ -79,15 +130,7 @@ async def signin(request: Request, access: Access = requires(Permission.PUBLIC))
     if user is None:
         raise ProblemError(422, "Unknown demo user.", "INVALID_ARGUMENT", [FieldError(field="user", detail="unknown")])
     response = RedirectResponse("/", status_code=303)
-    response.set_cookie(
-        gw.settings.cookie_name,
-        gw.dev_issuer.token(user),
-        max_age=gw.settings.dev_token_minutes * 60,
-        httponly=True,
-        samesite="lax",
-        secure=gw.settings.cookie_secure,
-        path="/",
-    )
+    _session(response, gw.settings, gw.dev_issuer.token(user), gw.settings.dev_token_minutes * 60)
     return response
 
 

@@ -251,8 +251,9 @@ CASES = [
     Case("GET /me/scorecard", by(200, 200, 200, 200, 200, 303), get("/me/scorecard")),
     Case("GET /metrics", by(200, 200, 200, 200, 200, 200), get("/metrics")),
 ]
-# /signin and /signout (POST) are public and guarded by the same-origin check: tests/gateway/test_api.py.
-SEPARATELY_TESTED = {("POST", "/signin"), ("POST", "/signout")}
+# /signin and /signout (POST) are public and guarded by the same-origin check: tests/gateway/test_api.py;
+# the provider sign-in (public, guarded by state, nonce and PKCE): tests/gateway/test_oidc.py.
+SEPARATELY_TESTED = {("POST", "/signin"), ("POST", "/signout"), ("GET", "/signin/oidc"), ("GET", "/signin/callback")}
 
 
 def test_the_matrix_covers_every_route() -> None:
