@@ -9,7 +9,8 @@
   deliveries interleave out of order.
 
 `applied` counts, per event id, the handler runs whose transaction committed:
-an id counted twice is an event applied twice.
+an id counted twice is an event applied twice. (A consumer that applies a
+batch without its handler, in bulk, must be counted by its effects instead.)
 """
 
 from __future__ import annotations

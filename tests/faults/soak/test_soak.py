@@ -46,7 +46,6 @@ from sqlmodel import col, select
 from services.incentives.app.projection import SUBJECTS as INCENTIVES_SUBJECTS
 from services.incentives.main import ROLES_CONSUMER
 from services.incentives.store.tables import BehaviourEventRow
-from services.platform.cloudevents import CloudEvent
 from services.platform.consumer import DeadLetterRow, InboxRow
 from services.platform.db import Database
 from services.platform.outbox import OutboxRow
@@ -54,6 +53,7 @@ from services.skills.app.projection import CONSUMER_NAME as SKILLS_CONSUMER
 from services.skills.app.projection import SUBJECTS as SKILLS_SUBJECTS
 from tests.conftest import _drop_pg_database, fresh_database_url
 from tests.integration.incentives.conftest import observed, ts
+from tests.support import crm
 from tests.support.company import eur, load_company, person_row, stream
 from tests.support.events import subject_matches
 from tests.support.nats_server import NatsServer, stream_messages
@@ -154,7 +154,7 @@ async def test_a_steady_mixed_load_keeps_memory_and_latency_flat_and_loses_nothi
         js = nc.jetstream()
         moves = itertools.count()
         batches = itertools.count()
-        crm = itertools.count()
+        crm_count = itertools.count()
 
         health = health_pb2_grpc.HealthStub(roles)
 
@@ -222,21 +222,11 @@ async def test_a_steady_mixed_load_keeps_memory_and_latency_flat_and_loses_nothi
             return result
 
         async def publish_crm() -> object:
-            i = next(crm)
-            body = observed(
-                "case-solved-cross-department", [MOVERS[i % 4]], ts(2025, 1, 1 + i % 28)
-            ).SerializeToString()
-            event = CloudEvent(
-                "crm.behaviours.v1.behaviour.observed",
-                "/crm/soak",
-                f"cases/{i}",
-                body,
-                "proto:engage.incentives.v1.BehaviourObserved",
-                id=f"soak-crm-{i}",
-            )
-            ack = await js.publish("crm.behaviours.v1.case", body, headers=event.headers(), timeout=10)
-            crm_ids.append(event.id)
-            return ack
+            i = next(crm_count)
+            body = observed("case-solved-cross-department", [MOVERS[i % 4]], ts(2025, 1, 1 + i % 28))
+            await crm.publish(js, f"soak-crm-{i}", body.SerializeToString())
+            crm_ids.append(f"soak-crm-{i}")
+            return None
 
         async def sample() -> None:
             while time.monotonic() < load.until:
