@@ -19,7 +19,16 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import api, incentives_api, skills_api, web, web_incentives, web_skills
+from gateway import (
+    api,
+    delegations_api,
+    incentives_api,
+    skills_api,
+    web,
+    web_delegations,
+    web_incentives,
+    web_skills,
+)
 from gateway.dev_issuer import DevIssuer, from_settings
 from gateway.identity import KeySet, TokenVerifier
 from gateway.incentives_service import IncentivesService
@@ -157,9 +166,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(skills_api.router)
     app.include_router(incentives_api.router)
+    app.include_router(delegations_api.router)
     app.include_router(web.router)
     app.include_router(web_skills.router)
     app.include_router(web_incentives.router)
+    app.include_router(web_delegations.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_middleware(RequestIds, metrics=gateway.metrics)
 

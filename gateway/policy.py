@@ -47,8 +47,12 @@ class Permission(StrEnum):
     AWARDS_READ = "awards.read"  # awards of people in scope
     AWARDS_DECIDE = "awards.decide"  # adjust and approve: HR admins, managers of the person (not their own)
     PERIODS_READ = "periods.read"  # a period's totals against budget: HR admins, managers
+    DELEGATIONS_READ = "delegations.read"  # delegations given or received by people in scope
+    DELEGATIONS_MANAGE = "delegations.manage"  # a person delegates their own rights (HR anyone's), and revokes
 
 
+# Permissions of people (and HR administrators): a token naming nobody has nothing to act on.
+PERSONAL_PERMISSIONS = frozenset({Permission.DELEGATIONS_READ, Permission.DELEGATIONS_MANAGE})
 # Permissions only HR administrators and managers (heads of a unit) hold at all.
 MANAGER_PERMISSIONS = frozenset(
     {Permission.ASSIGNMENTS_MANAGE, Permission.TEAM_FIT_READ, Permission.AWARDS_DECIDE, Permission.PERIODS_READ}
@@ -208,6 +212,25 @@ class Access:
         await self.require_person(person)
         return "SELF" if person == self.principal.person else "MANAGER"
 
+    async def require_either(self, *people: str) -> None:
+        """One of `people` (a delegator or a delegate) is in the caller's scope."""
+        for person in people:
+            if await self.sees_person(person):
+                return
+        raise not_found()
+
+    async def require_delegation(self, delegator: str, delegate: str) -> None:
+        """A person delegates their own rights, to a colleague of their unit or someone in their team."""
+        if self.is_admin:
+            return
+        if delegator != self.principal.person:
+            raise forbidden("You may delegate only your own decision rights.")
+        me, other = await self.me(), await self.person(delegate)
+        if other is None or not (
+            await self.sees_person(delegate) or (me is not None and me.org_unit == other.org_unit)
+        ):
+            raise not_found()
+
     async def require_award_decision(self, person: str) -> None:
         await self.require_person(person)
         if person == self.principal.person:  # else in scope means managed (or an HR administrator)
@@ -268,6 +291,8 @@ def requires(permission: Permission) -> Any:
             return result
         if principal is None:
             raise unauthenticated()
+        if permission in PERSONAL_PERMISSIONS and not principal.person and not principal.is_admin:
+            raise forbidden("Only people do this; this token names no person.")
         if permission is Permission.ASSIGNMENTS_ACKNOWLEDGE and not principal.person:
             raise forbidden("Only people acknowledge roles; this token names no person.")
         if permission in MANAGER_PERMISSIONS and not principal.is_admin and not await result.is_manager():

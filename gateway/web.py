@@ -28,6 +28,19 @@ def render(request: Request, template: str, access: Access | None, status: int =
     return response
 
 
+def form_problem(exc: Exception, field: str) -> tuple[int, list[FieldError]]:
+    """The status and field errors a form page shows again with the form; sign-in and outages go on up.
+
+    A ValueError that is not a validation error is a malformed `field` (a date, say)."""
+    if isinstance(exc, ProblemError):
+        if exc.status in (401, 503):
+            raise exc
+        return exc.status, exc.errors or [FieldError(field="", detail=exc.detail)]
+    if isinstance(exc, ValidationError):
+        return 422, [FieldError(field=".".join(str(p) for p in e["loc"]), detail=e["msg"]) for e in exc.errors()]
+    return 422, [FieldError(field=field, detail=str(exc))]
+
+
 def error_page(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProblemError)
     if exc.status == 401:
@@ -232,8 +245,6 @@ def _day(value: str, end: bool = False) -> datetime | None:
 @router.post("/assign", response_class=HTMLResponse)
 async def assign(request: Request, access: Access = requires(Permission.ASSIGNMENTS_MANAGE)) -> Response:
     form = {k: str(v) for k, v in (await request.form()).items()}
-    errors: list[FieldError] = []
-    status = 422
     try:
         body = models.AssignmentCreate(
             person=form.get("person", ""),
@@ -246,15 +257,8 @@ async def assign(request: Request, access: Access = requires(Permission.ASSIGNME
         )
         created = await api.create_assignment_for(access, request, body, form.get("requestId", ""))
         return RedirectResponse(f"/team?notice={quote('Assigned: ' + created.name)}", status_code=303)
-    except ValidationError as exc:
-        errors = [FieldError(field=".".join(str(p) for p in e["loc"]), detail=e["msg"]) for e in exc.errors()]
-    except ValueError as exc:
-        errors = [FieldError(field="validFrom", detail=str(exc))]
-    except ProblemError as exc:
-        if exc.status in (401, 503):
-            raise
-        status = exc.status
-        errors = exc.errors or [FieldError(field="", detail=exc.detail)]
+    except (ValueError, ProblemError) as exc:
+        status, errors = form_problem(exc, "validFrom")
     context = await _assign_context(request, access, form)
     return render(request, "assign.html", access, status=status, form=form, errors=errors, **context)
 

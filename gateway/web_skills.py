@@ -7,13 +7,12 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 
 from gateway import skills_api
 from gateway import skills_models as sm
 from gateway.policy import Access, Permission, requires
-from gateway.problems import FieldError, ProblemError
-from gateway.web import render
+from gateway.problems import ProblemError
+from gateway.web import form_problem, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -64,19 +63,13 @@ async def my_skills_page(request: Request, access: Access = requires(Permission.
 @router.post("/me/skills", response_class=HTMLResponse)
 async def self_assess(request: Request, access: Access = requires(Permission.SKILLS_ASSESS)) -> Response:
     form = {k: str(v) for k, v in (await request.form()).items()}
-    status = 422
     try:
         if not access.principal.person:
             raise ProblemError(403, "Your sign-in names no person: there is nobody to assess.", "FORBIDDEN")
         body = sm.AssessmentCreate(skill=form.get("skill", ""), level=form.get("level", ""), note=form.get("note", ""))  # type: ignore[arg-type]
         done = await skills_api.assess_for(access, request, access.principal.person, body, form.get("requestId", ""))
         return RedirectResponse(f"/me/skills?notice={quote('Recorded: ' + done.name)}", status_code=303)
-    except ValidationError as exc:
-        errors = [FieldError(field=".".join(str(p) for p in e["loc"]), detail=e["msg"]) for e in exc.errors()]
-    except ProblemError as exc:
-        if exc.status in (401, 503):
-            raise
-        status = exc.status
-        errors = exc.errors or [FieldError(field="", detail=exc.detail)]
+    except (ValueError, ProblemError) as exc:
+        status, errors = form_problem(exc, "level")
     context = await _my_skills_context(request, access)
     return render(request, "my_skills.html", access, status=status, errors=errors, form=form, notice="", **context)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from engage.roles.v1 import assignments_pb2
 from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
@@ -129,6 +130,46 @@ async def approve(stack: Stack, user: str | None) -> Any:
     return await stack.client.post(f"{PERIOD}/awards/{person}/approve", headers=stack.auth(user))
 
 
+async def delegation(stack: Stack) -> str:
+    """A fresh delegation of A1's refund decisions to their colleague A2 (made by HR over gRPC); returns its id."""
+    _, end = stack.period()
+    d = assignments_pb2.Delegation(
+        delegator=A1, delegate="people/A2", categories=["decisionCategories/customer-refund"], reason="holiday"
+    )
+    d.valid_to.FromDatetime(end)
+    created = await stack.roles.assignments.CreateDelegation(
+        assignments_pb2.CreateDelegationRequest(delegation=d), metadata=stack.roles.admin, timeout=10
+    )
+    return str(created.name.split("/", 1)[1])
+
+
+async def delegate(stack: Stack, user: str | None) -> Any:
+    """Everyone delegates to A2 (A1's colleague); HR on A1's behalf; A2 to themselves."""
+    body: dict[str, Any] = {"delegate": "people/A2", "categories": ["decisionCategories/customer-refund"]}
+    body |= {"validTo": stack.period()[1].isoformat(), "reason": "matrix"}
+    if user == "admin":
+        body["delegator"] = A1
+    return await stack.client.post("/api/v1/delegations", json=body, headers=stack.auth(user))
+
+
+async def read_delegation(stack: Stack, user: str | None) -> Any:
+    return await stack.client.get(f"/api/v1/delegations/{await delegation(stack)}", headers=stack.auth(user))
+
+
+async def revoke(stack: Stack, user: str | None) -> Any:
+    return await stack.client.post(f"/api/v1/delegations/{await delegation(stack)}/revoke", headers=stack.auth(user))
+
+
+async def web_delegate(stack: Stack, user: str | None) -> Any:
+    data = {"delegate": "people/A2", "categories": "decisionCategories/customer-refund", "validTo": "2041-01-01"}
+    return await stack.client.post("/me/delegations", data=data, headers=stack.auth(user))
+
+
+async def web_revoke(stack: Stack, user: str | None) -> Any:
+    path = f"/me/delegations/{await delegation(stack)}/revoke"
+    return await stack.client.post(path, data={}, headers=stack.auth(user))
+
+
 OK_ALL = by(200, 200, 200, 200, 200, 401)
 MANAGERS = by(200, 200, 200, 403, 403, 401)
 CASES = [
@@ -210,6 +251,14 @@ CASES = [
         post(f"{PERIOD}/awards/A1/adjust", ADJUST),
     ),
     Case("POST /api/v1/schemes/{id}/periods/{period}/awards/{id}/approve", by(200, 200, 404, 403, 403, 401), approve),
+    # Delegations.
+    Case("POST /api/v1/delegations", by(201, 201, 404, 201, 409, 401), delegate),
+    Case("GET /api/v1/delegations", OK_ALL, get("/api/v1/delegations")),
+    Case(
+        "GET /api/v1/delegations?delegator", by(200, 200, 404, 200, 404, 401), get("/api/v1/delegations", delegator=A1)
+    ),
+    Case("GET /api/v1/delegations/{id}", by(200, 200, 404, 200, 200, 401), read_delegation),
+    Case("POST /api/v1/delegations/{id}/revoke", by(200, 403, 404, 200, 403, 401), revoke),
     # Pages: anonymous visitors are sent to the sign-in page.
     Case("GET /", by(303, 303, 303, 303, 303, 303), get("/")),
     Case("GET /signin", by(200, 200, 200, 200, 200, 200), get("/signin")),
@@ -250,6 +299,9 @@ CASES = [
     ),
     Case("GET /me/scorecard", by(200, 200, 200, 200, 200, 303), get("/me/scorecard")),
     Case("GET /metrics", by(200, 200, 200, 200, 200, 200), get("/metrics")),
+    Case("GET /me/delegations", by(200, 200, 200, 200, 200, 303), get("/me/delegations")),
+    Case("POST /me/delegations", by(403, 303, 404, 303, 409, 303), web_delegate),
+    Case("POST /me/delegations/{id}/revoke", by(303, 403, 404, 303, 403, 303), web_revoke),
 ]
 # /signin and /signout (POST) are public and guarded by the same-origin check: tests/gateway/test_api.py;
 # the provider sign-in (public, guarded by state, nonce and PKCE): tests/gateway/test_oidc.py.
@@ -269,6 +321,7 @@ def test_the_matrix_covers_every_route() -> None:
             .replace("{category_id}", "{id}")
             .replace("{assignment_id}", "{id}")
             .replace("{scheme_id}", "{id}")
+            .replace("{delegation_id}", "{id}")
             .replace("{period_id}", "{period}")
             .replace("/decisions/{id}", "/decisions/{category}"),
         )

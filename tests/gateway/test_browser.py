@@ -205,3 +205,19 @@ async def test_manager_assigns_from_ranked_candidates_and_decides_awards_employe
         await expect(employee.locator(".notice")).to_contain_text("Recorded")
         await expect(employee.locator('tr[data-skill="skills/customer-empathy"]')).to_contain_text("5")
         await shot(employee, "my-skills")
+
+        # ... and lends their refund decisions to a colleague for a while, then takes them back.
+        await employee.click("text=Delegations")
+        await employee.select_option("#delegate", "people/A2")
+        await employee.check('input[value="decisionCategories/customer-refund"]')
+        await employee.fill("#validTo", date(2041, 1, 1).isoformat())
+        await employee.fill("#reason", "Two weeks of holiday")
+        await employee.click("button:text('Delegate')")
+        await expect(employee.locator(".notice")).to_contain_text("Delegated")
+        row = employee.locator("#delegations tbody tr").first
+        await expect(row).to_contain_text("Agent two")
+        await expect(row).to_contain_text("in force")
+        await shot(employee, "my-delegations")
+        await row.locator("button:text('Revoke')").click()
+        await expect(employee.locator(".notice")).to_contain_text("Revoked")
+        await expect(employee.locator("#delegations tbody tr").first).to_contain_text("revoked")
