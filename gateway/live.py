@@ -1,4 +1,4 @@
-"""Live updates: NATS events about assignments and the directory, fanned out to browsers.
+"""Live updates: NATS events about assignments, the directory, skill levels and awards, fanned out to browsers.
 
 A core NATS subscription (no consumer state: a page only needs to know that
 something changed) feeds every open server-sent-events stream. The stream says
@@ -26,6 +26,8 @@ SUBJECTS = {
     "engage.roles.v1.assignment.>": "assignment",
     "engage.roles.v1.person.>": "directory",
     "engage.roles.v1.org_unit.>": "directory",
+    "engage.skills.v1.skill_level.>": "skills",  # role fit on the team page moves with levels
+    "engage.incentives.v1.award.>": "award",
 }
 HEARTBEAT_SECONDS = 15.0
 

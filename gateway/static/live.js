@@ -1,4 +1,4 @@
-// Live updates: when the server says something changed, re-read the team table.
+// Live updates: when the server says something changed (roles, people, skill levels, awards), re-read the team table.
 (function () {
   "use strict";
   if (!window.EventSource) return;
@@ -22,4 +22,6 @@
   source.addEventListener("open", function () { if (status) status.textContent = "Live: changes appear here as they happen."; document.body.setAttribute("data-live", "on"); });
   source.addEventListener("assignment", schedule);
   source.addEventListener("directory", schedule);
+  source.addEventListener("skills", schedule);
+  source.addEventListener("award", schedule);
 })();

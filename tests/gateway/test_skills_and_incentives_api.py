@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 from engage.roles.v1 import assignments_pb2
 
-from tests.gateway.conftest import CLOSED, SCHEME, Stack
+from gateway.app import create_app
+from tests.gateway.conftest import CLOSED, SCHEME, Stack, asgi_client, served
 from tests.support.waiting import eventually
 
 PROBLEM = "application/problem+json"
@@ -187,9 +191,6 @@ async def test_a_manager_adjusts_and_approves_the_teams_awards(stack: Stack) -> 
 
 
 async def test_team_survives_skills_and_incentives_being_down(stack: Stack) -> None:
-    from gateway.app import create_app
-    from tests.gateway.conftest import asgi_client
-
     app = create_app(
         stack.settings.model_copy(update={"skills_target": "127.0.0.1:1", "incentives_target": "127.0.0.1:1"})
     )
@@ -202,3 +203,28 @@ async def test_team_survives_skills_and_incentives_being_down(stack: Stack) -> N
         assert down.status_code == 503 and int(down.headers["retry-after"]) > 0
     for service in (app.state.gateway.roles, app.state.gateway.skills, app.state.gateway.incentives):
         await service.close()
+
+
+async def test_skill_level_changes_and_award_decisions_are_announced_live(stack: Stack) -> None:
+    app = create_app(stack.settings.model_copy(update={"live_updates": True}))
+    async with served(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=20) as client:
+        await app.state.gateway.live.connected.wait()
+        async with client.stream("GET", "/api/v1/events", headers=stack.auth("line_manager")) as events:
+            lines = events.aiter_lines()
+            assert (await anext(lines)).startswith("retry:")
+            assessed = await stack.client.post(
+                "/api/v1/people/A2/assessments",
+                json={"skill": "skills/customer-empathy", "level": 4},
+                headers=stack.auth("line_manager"),
+            )
+            assert assessed.status_code == 201, assessed.text
+
+            async def kinds_until(kind: str) -> None:
+                async for line in lines:
+                    if line == f"event: {kind}":
+                        return
+
+            await asyncio.wait_for(kinds_until("skills"), 15)
+            approved = await stack.client.post(f"{AWARDS}/VP-S/approve", headers=stack.auth("admin"))
+            assert approved.status_code == 200, approved.text
+            await asyncio.wait_for(kinds_until("award"), 15)
