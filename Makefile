@@ -2,7 +2,7 @@
 #   make run    the whole system on its embedded defaults (SQLite, a local NATS)
 #   make test   every test (needs PostgreSQL at 127.0.0.1:5432; starts its own NATS)
 #   make lint   ruff, mypy, buf lint
-#   make bench  performance table, each figure against a bare gRPC echo baseline
+#   make bench  performance tables (roles, skills, incentives, gateway), each figure against a baseline
 
 PYTHON ?= python3
 VENV := .venv
@@ -49,8 +49,13 @@ lint: gen
 	$(VENV)/bin/mypy
 	cd protos && $(BUF) lint
 
+# Each part prints its own table; every figure is a ratio against a baseline
+# measured in the same run (bench/echo.py, or a bare FastAPI app for the gateway).
 bench: gen
 	$(PY) -m bench.run
+	$(PY) -m bench.skills
+	$(PY) -m bench.incentives
+	$(PY) -m bench.gateway
 
 # The long steady-load run (ENGAGE_SOAK_SECONDS, default 3600); not part of `make test`.
 soak: gen
