@@ -159,7 +159,7 @@ def import_messages(sizes: Sizes) -> list[list[assessments_pb2.ImportAssessments
     rows: list[assessments_pb2.ImportAssessmentRow] = []
     total = 0
     for i in range(sizes.people):
-        chosen = set(rnd.sample(favoured, min(4, len(favoured))))
+        chosen = set(rnd.sample(favoured, min(4, len(favoured), sizes.per_person)))
         while len(chosen) < sizes.per_person:
             chosen.add(rnd.randrange(sizes.skills))
         for j, k in enumerate(sorted(chosen)):
@@ -404,13 +404,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.skills", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (2,000 people) for a quick look")
     parser.add_argument("--people", type=int, help="people (default 100,000)")
+    parser.add_argument("--per-person", type=int, default=20, help="assessments per person (default 20)")
     parser.add_argument("--no-postgres", dest="postgres", action="store_false", help="SQLite only")
     args = parser.parse_args(argv)
     people = args.people or (2_000 if args.quick else 100_000)
     sizes = Sizes(
         people=people,
         skills=300,
-        per_person=20,
+        per_person=args.per_person,
         fit_calls=400 if args.quick else 3000,
         candidate_calls=10 if args.quick else 40,
         postgres=args.postgres,

@@ -72,6 +72,13 @@ class NewAssessment:
         )
 
 
+def unknown_person(person_id: str) -> NotFound:
+    """NOT_FOUND naming the field: the person is the request's `parent`."""
+    err = NotFound(f"people/{person_id} is not known to the skills service", "PERSON_NOT_FOUND")
+    err.violations.append(FieldViolation("parent", "names a person the skills service has not heard of"))
+    return err
+
+
 class AssessmentChecks:
     """The checks on a new assessment, with caches so an import of many rows
     reads each person, skill and scale once."""
@@ -101,7 +108,7 @@ class AssessmentChecks:
             self._people[person_id] = await self.s.get(ProjectedPersonRow, person_id)
         row = self._people[person_id]
         if row is None:
-            raise NotFound(f"people/{person_id} is not known to the skills service", "PERSON_NOT_FOUND")
+            raise unknown_person(person_id)
         return row
 
     async def skill(self, skill_id: str) -> SkillRow:

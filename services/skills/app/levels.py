@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.platform.db import UnitOfWork
-from services.skills.app import role_fits, snapshots
+from services.skills.app import role_fits, scales, snapshots
 from services.skills.domain.effective import AssessmentFact, EffectiveLevel, Source, effective_level
 from services.skills.events.outgoing import emit_bulk, skill_level_event
 from services.skills.messages import aware
@@ -176,7 +176,9 @@ async def refresh_levels(
             changed.append((row, *before))
     await _write(s, inserts, updates)
     if changed:
-        await emit_bulk(uow, [skill_level_event(row, level, claimed) for row, level, claimed in changed])
+        tops = await scales.skill_tops(s, {row.skill_id for row, _, _ in changed})
+        events = [skill_level_event(row, lv, claimed, tops.get(row.skill_id, 0)) for row, lv, claimed in changed]
+        await emit_bulk(uow, events)
         await snapshots.record(s, [(r.person_id, r.skill_id, r.level, r.claimed_level) for r, _, _ in changed], now)
         await role_fits.refresh_people(s, {(r.person_id, r.skill_id) for r, level, _ in changed if r.level != level})
     return len(changed)

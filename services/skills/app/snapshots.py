@@ -40,7 +40,11 @@ async def record(s: AsyncSession, levels: Iterable[tuple[str, str, int, int]], n
     people = sorted({p for p, *_ in levels})
     units: dict[str, str] = {}
     for start in range(0, len(people), _CHUNK):
-        query = sa.select(_P.c.id, _P.c.org_unit_id).where(_P.c.id.in_(people[start : start + _CHUNK]))
+        # Locked: a move being projected at the same time either commits
+        # first (and the rows name the new unit) or waits and rewrites them.
+        query = (
+            sa.select(_P.c.id, _P.c.org_unit_id).where(_P.c.id.in_(people[start : start + _CHUNK])).with_for_update()
+        )
         units.update({p: u for p, u in await s.execute(query)})
     day = now.date()
     rows = [
@@ -52,6 +56,7 @@ async def record(s: AsyncSession, levels: Iterable[tuple[str, str, int, int]], n
 
 async def person_moved(s: AsyncSession, person_id: str, unit_id: str, now: datetime) -> None:
     """From today the person's levels count for their new unit."""
+    await s.flush()  # the person's row first: a level write in flight waits for it, or it for that write
     query = sa.select(_L.c.skill_id, _L.c.level, _L.c.claimed_level).where(
         _L.c.person_id == person_id, sa.or_(_L.c.level > 0, _L.c.claimed_level > 0)
     )

@@ -40,9 +40,12 @@ def skill_event(verb: str, row: SkillRow, categories: list[str]) -> CloudEvent:
     return _event("skill", verb, f"skills/{row.id}", body, row.revision)
 
 
-def skill_level_event(row: SkillLevelRow | StoredLevel, previous_level: int, previous_claimed: int) -> CloudEvent:
+def skill_level_event(
+    row: SkillLevelRow | StoredLevel, previous_level: int, previous_claimed: int, top: int
+) -> CloudEvent:
+    """`top`: the highest ordinal of the skill's scale, for the normalised level."""
     body = events_pb2.SkillLevelEvent(
-        skill_level=messages.level_out(row), previous_level=previous_level, previous_claimed_level=previous_claimed
+        skill_level=messages.level_out(row, top), previous_level=previous_level, previous_claimed_level=previous_claimed
     )
     # Partitioned by person: a consumer sees one person's levels in order.
     return _event(

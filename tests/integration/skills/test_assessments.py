@@ -179,7 +179,7 @@ async def test_who_may_assess_whom(stack):
 async def test_bad_input_names_the_field_and_writes_nothing(stack):
     skills = await company(stack)
     cases = [
-        (create("NOBODY", assessment("teaming", 2, MANAGER)), grpc.StatusCode.NOT_FOUND, []),
+        (create("NOBODY", assessment("teaming", 2, MANAGER)), grpc.StatusCode.NOT_FOUND, ["parent"]),
         (create("S1", assessment("juggling", 2, MANAGER)), grpc.StatusCode.INVALID_ARGUMENT, ["assessment.skill"]),
         (create("S1", assessment("teaming", 9, MANAGER)), grpc.StatusCode.INVALID_ARGUMENT, ["assessment.level"]),
         (create("S1", assessment("teaming", 0, MANAGER)), grpc.StatusCode.INVALID_ARGUMENT, ["assessment.level"]),

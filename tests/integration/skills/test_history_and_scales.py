@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import grpc
 import sqlalchemy as sa
 from engage.roles.v1 import directory_pb2, roles_pb2
-from engage.skills.v1 import assessments_pb2, catalogue_pb2, fit_pb2
+from engage.skills.v1 import assessments_pb2, catalogue_pb2, events_pb2, fit_pb2
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from services.platform.db import utcnow
@@ -16,6 +16,7 @@ from services.skills.store.tables import RoleFitRow, SkillLevelSnapshotRow
 from tests.integration.skills.catalogue_requests import CERTIFICATION, MANAGER, assessment, create
 from tests.integration.skills.test_fit import EVERYONE, fit, setup_company
 from tests.support.company import assign, load_company, role
+from tests.support.events import published
 from tests.support.grpc_errors import call_error
 from tests.support.waiting import eventually
 
@@ -71,6 +72,25 @@ async def test_levels_of_different_scales_compare_on_the_common_0_to_100_scale(s
     gap = {g.skill: g for g in report.roles[0].gaps}["skills/crm-case-management"]
     assert (gap.required_level, gap.normalized_required_level) == (3, 60.0)
     assert (gap.average_gap, gap.normalized_average_gap) == (1.0, 20.0)
+
+    # Reads publish nothing: events are for changes of levels, not for answers.
+    async def skills_events() -> int:
+        await skills.settle()
+        return len([e for e in await published(skills.nats.url) if e.source == "/engage/skills"])
+
+    before = await skills_events()
+    changes = [
+        events_pb2.SkillLevelEvent.FromString(e.data)
+        for e in await published(skills.nats.url)
+        if e.subject == "people/S1/skillLevels/strategic-thinking"
+    ]
+    assert [(c.skill_level.level, c.skill_level.normalized_level) for c in changes] == [(5, 71.4)]
+    await fit(skills, "S1", "roles/service-lead")
+    await skills.fit.FindCandidates(F.FindCandidatesRequest(role="roles/service-lead"), metadata=skills.admin)
+    await skills.fit.GetTeamSkillMatrix(F.GetTeamSkillMatrixRequest(org_unit="orgUnits/ACME"), metadata=skills.admin)
+    await skills.fit.GetGapReport(F.GetGapReportRequest(org_unit="orgUnits/ACME"), metadata=skills.admin)
+    await skills.assessments.ListSkillLevels(A.ListSkillLevelsRequest(parent="people/S1"), metadata=skills.admin)
+    assert await skills_events() == before
 
 
 async def snapshot_rows(skills, skill: str) -> list[tuple[str, date, str, int]]:
