@@ -178,3 +178,48 @@ def test_fuzzed_requests_to_every_rpc_never_crash_the_service(fleet: Fleet, serv
     assert {name: p for name, p in problems.items() if name not in KNOWN} == {}
     if known:
         pytest.xfail("; ".join(f"{KNOWN[name]} ({p:.200})" for name, p in known.items()))
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+UNKNOWN_FIELD = _varint(9999 << 3) + _varint(1)  # field 9999, a varint: no Engage message has it
+
+
+def with_unknown_fields(method: MethodDescriptor) -> list[bytes]:
+    """The request with an unknown field at the top, and inside its first message field."""
+    requests = [UNKNOWN_FIELD]
+    nested = [f for f in method.input_type.fields if f.type == f.TYPE_MESSAGE and not f.is_repeated]
+    if nested:
+        requests.append(_varint(nested[0].number << 3 | 2) + _varint(len(UNKNOWN_FIELD)) + UNKNOWN_FIELD)
+    return requests
+
+
+@pytest.mark.parametrize("service", ["roles", "skills", "incentives"])
+def test_every_rpc_rejects_unknown_fields_with_invalid_argument(fleet: Fleet, service: str, scenario):
+    """A field this API version does not know is INVALID_ARGUMENT (reason UNKNOWN_FIELD), never ignored."""
+    with grpc.insecure_channel(fleet.services[service].target) as channel:
+        methods = served_methods(channel)
+        wrong: dict[str, str] = {}
+        sent = 0
+        for method in methods:
+            path = f"/{method.containing_service.full_name}/{method.name}"
+            for raw in with_unknown_fields(method):
+                sent += 1
+                try:
+                    if method.client_streaming:
+                        channel.stream_unary(path, None, None)(iter([raw]), metadata=fleet.metadata, timeout=10)
+                    else:
+                        channel.unary_unary(path, None, None)(raw, metadata=fleet.metadata, timeout=10)
+                    wrong[path] = "accepted"
+                except grpc.RpcError as exc:
+                    if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:  # type: ignore[attr-defined]
+                        wrong[path] = f"{exc.code().name}: {exc.details()}"  # type: ignore[attr-defined]
+    scenario.load, scenario.faults = f"{len(methods)} RPCs, {sent} requests", "unknown field 9999, top level and nested"
+    assert wrong == {}
