@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +87,35 @@ class KeySet:
 
 
 class TokenVerifier:
+    """Verifies tokens; a verified token is remembered (by its exact text) until it expires.
+
+    A client sends the same token with every request, and the signature check is most of the
+    cost of a cheap read. The remembered answer cannot go stale but by time, checked on every use;
+    a key removed from the key set takes effect when its tokens expire (they are short-lived)."""
+
+    REMEMBERED = 10_000
+
     def __init__(self, keys: KeySet, issuer: str, audience: str):
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
+        self._verified: OrderedDict[str, tuple[Principal, float, float]] = OrderedDict()
 
     async def verify(self, token: str, *, via_cookie: bool = False) -> Principal:
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            principal, not_before, expires = remembered
+            if not_before <= time.time() < expires:
+                self._verified.move_to_end(token)
+                return replace(principal, via_cookie=via_cookie)
+            del self._verified[token]
+        principal, claims = await self._verify(token)
+        self._verified[token] = (principal, float(claims.get("nbf", 0)), float(claims["exp"]))
+        if len(self._verified) > self.REMEMBERED:
+            self._verified.popitem(last=False)
+        return replace(principal, via_cookie=via_cookie)
+
+    async def _verify(self, token: str) -> tuple[Principal, dict[str, Any]]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -125,10 +149,10 @@ class TokenVerifier:
         person = claims.get("engage_person")
         if not isinstance(roles, list) or (person is not None and not isinstance(person, str)):
             raise unauthenticated("The token's Engage claims are malformed.")
-        return Principal(
+        principal = Principal(
             subject=str(claims["sub"]),
             token=token,
             roles=frozenset(str(r) for r in roles),
             person_id=person or None,
-            via_cookie=via_cookie,
         )
+        return principal, claims

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -11,6 +12,7 @@ from gateway.app import create_app
 from tests.conftest import fresh_database_url, start_roles
 from tests.gateway.conftest import Stack, asgi_client, gateway_settings
 from tests.support.company import load_company
+from tests.support.waiting import eventually
 
 PROBLEM = "application/problem+json"
 
@@ -262,3 +264,15 @@ async def test_dev_issuer_publishes_its_keys(stack: Stack) -> None:
     assert config["issuer"] == stack.settings.oidc_issuer
     jwks = (await stack.client.get("/.well-known/jwks.json")).json()
     assert jwks["keys"][0]["kid"] == stack.mint.kid and "d" not in jwks["keys"][0]
+
+
+async def test_a_remembered_token_is_refused_once_it_expires(stack: Stack) -> None:
+    token = stack.mint.token("short-lived", roles=["hr_admin"], exp=int(time.time()) + 2)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await stack.client.get("/api/v1/roles", headers=headers)).status_code == 200
+    assert (await stack.client.get("/api/v1/roles", headers=headers)).status_code == 200  # remembered
+
+    async def status() -> int:
+        return (await stack.client.get("/api/v1/me", headers=headers)).status_code
+
+    assert await eventually(status, lambda code: code == 401, timeout=10, what="the expired token refused") == 401
