@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,6 +17,9 @@ from engage.incentives.v1 import (
 
 from gateway.grpc_client import ServiceClient
 from gateway.identity import Principal
+
+# Schemes in force are reused this long: a newly published scheme shows within it.
+SCHEMES_SECONDS = 30.0
 
 
 def period_ids(scheme: schemes_pb2.Scheme, at: datetime | None = None, back: int = 3) -> list[str]:
@@ -44,12 +48,17 @@ class IncentivesService(ServiceClient):
         self.schemes = schemes_pb2_grpc.SchemeServiceStub(self.channel)
         self.scorecards = scorecards_pb2_grpc.ScorecardServiceStub(self.channel)
         self.awards = awards_pb2_grpc.AwardServiceStub(self.channel)
+        self._schemes: list[schemes_pb2.Scheme] = []
+        self._schemes_at = -SCHEMES_SECONDS
 
     async def active_schemes(self, principal: Principal) -> list[schemes_pb2.Scheme]:
-        schemes = await self.every_page(
-            self.schemes.ListSchemes, schemes_pb2.ListSchemesRequest(), "schemes", principal
-        )
-        return [s for s in schemes if s.state == schemes_pb2.Scheme.STATE_ACTIVE]
+        """Schemes in force, reused for SCHEMES_SECONDS (programme leads publish a scheme now and then)."""
+        if time.monotonic() - self._schemes_at >= SCHEMES_SECONDS:
+            request = schemes_pb2.ListSchemesRequest()
+            schemes = await self.every_page(self.schemes.ListSchemes, request, "schemes", principal)
+            self._schemes = [s for s in schemes if s.state == schemes_pb2.Scheme.STATE_ACTIVE]
+            self._schemes_at = time.monotonic()
+        return self._schemes
 
     async def period_scorecards(self, period: str, principal: Principal) -> list[scorecards_pb2.Scorecard]:
         """Every scorecard of `schemes/{s}/periods/{p}` the caller may read (the service filters)."""

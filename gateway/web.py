@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, time
 from typing import Any
 from urllib.parse import quote
@@ -189,9 +190,11 @@ async def healthz(access: Access = requires(Permission.PUBLIC)) -> JSONResponse:
 
 
 async def _team_context(request: Request, access: Access) -> dict[str, Any]:
-    team = await team_of(access, request, request.query_params.get("unit") or None)
     gw = request.app.state.gateway
-    roles = {r.name: r.display_name for r in await gw.roles.active_roles(access.principal)}
+    team, active = await asyncio.gather(
+        team_of(access, request, request.query_params.get("unit") or None), gw.roles.active_roles(access.principal)
+    )
+    roles = {r.name: r.display_name for r in active}
     units = {u.name: u.displayName for u in team.orgUnits}
     return {"team": team, "role_names": roles, "unit_names": units}
 
