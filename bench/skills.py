@@ -83,6 +83,7 @@ class Sizes:
     fit_calls: int
     candidate_calls: int
     postgres: bool
+    sqlite: bool = True
 
 
 def person(i: int) -> str:
@@ -379,7 +380,9 @@ def run(sizes: Sizes) -> Report:
         nats, nats_url = procs.nats_server(workdir / "nats")
         with nats:
             echoes = bench_echo(workdir, sizes, report)
-            backends: list[tuple[str, str, str]] = [("sqlite", f"sqlite+aiosqlite:///{workdir / 'skills.db'}", "")]
+            backends: list[tuple[str, str, str]] = []
+            if sizes.sqlite:
+                backends.append(("sqlite", f"sqlite+aiosqlite:///{workdir / 'skills.db'}", ""))
             if sizes.postgres:
                 pg = procs.new_pg_database_name()
                 backends.append(("postgresql", asyncio.run(procs.create_pg_database(pg)), pg))
@@ -406,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--people", type=int, help="people (default 100,000)")
     parser.add_argument("--per-person", type=int, default=20, help="assessments per person (default 20)")
     parser.add_argument("--no-postgres", dest="postgres", action="store_false", help="SQLite only")
+    parser.add_argument("--no-sqlite", dest="sqlite", action="store_false", help="PostgreSQL only")
     args = parser.parse_args(argv)
     people = args.people or (2_000 if args.quick else 100_000)
     sizes = Sizes(
@@ -415,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         fit_calls=400 if args.quick else 3000,
         candidate_calls=10 if args.quick else 40,
         postgres=args.postgres,
+        sqlite=args.sqlite,
     )
     report = run(sizes)
     report.print()

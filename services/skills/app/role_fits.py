@@ -11,7 +11,7 @@ refreshed in the transaction that changes their inputs: a person's levels
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -26,6 +26,7 @@ from services.skills.store.tables import (
 from services.skills.store.upsert import upsert_statement
 
 _CHUNK = 500
+_EVERYONE_CHUNK = 2000  # people per statement when every person's fits are written
 _FITS = RoleFitRow.__table__  # type: ignore[attr-defined]
 _R = ProjectedRoleRow.__table__  # type: ignore[attr-defined]
 _Q = ProjectedRequirementRow.__table__  # type: ignore[attr-defined]
@@ -74,12 +75,27 @@ async def _upsert(s: AsyncSession, roles: Collection[str] | None, people: Collec
     await s.execute(await upsert_statement(s, _FITS, ["role_id", "person_id"], _fits_select(roles, people)))
 
 
+async def _everyone(s: AsyncSession) -> AsyncIterator[list[str]]:
+    """Every projected person's id, in chunks: one statement for a whole
+    company could outlast the database's statement timeout."""
+    after = ""
+    while True:
+        query = sa.select(_P.c.id).where(_P.c.id > after).order_by(_P.c.id).limit(_EVERYONE_CHUNK)
+        people = [p for (p,) in await s.execute(query)]
+        if not people:
+            return
+        yield people
+        after = people[-1]
+
+
 async def refresh_roles(s: AsyncSession, roles: Collection[str]) -> None:
     """Everyone's fit to these roles (after their requirements changed)."""
-    if roles:
-        # Fits of a deleted role, or of one left without weighted requirements, go.
-        await s.execute(sa.delete(_FITS).where(_FITS.c.role_id.in_(sorted(roles))))
-        await _upsert(s, sorted(roles), None)
+    if not roles:
+        return
+    # Fits of a deleted role, or of one left without weighted requirements, go.
+    await s.execute(sa.delete(_FITS).where(_FITS.c.role_id.in_(sorted(roles))))
+    async for people in _everyone(s):
+        await _upsert(s, sorted(roles), people)
 
 
 async def refresh_people(s: AsyncSession, changed: Iterable[tuple[str, str]]) -> None:
@@ -115,7 +131,8 @@ async def add_person(s: AsyncSession, person_id: str) -> None:
 
 async def rebuild(s: AsyncSession) -> None:
     """Every fit from scratch (after a migration or a projection reset)."""
-    await _upsert(s, None, None)
+    async for people in _everyone(s):
+        await _upsert(s, None, people)
 
 
 async def is_empty(s: AsyncSession) -> bool:
