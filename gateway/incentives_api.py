@@ -33,7 +33,9 @@ from gateway.problems import responses
 router = APIRouter(prefix="/api/v1")
 SchemeId = Annotated[str, Path(pattern=ID, examples=["collaboration-bonus"])]
 PeriodId = Annotated[str, Path(pattern=im.PERIOD_ID, examples=["2025-01", "2025-Q1"])]
-MANAGERS_READ = responses(401, 403, 404, 422, 429, 503)
+# 409: no published version of the scheme applies to the period (NO_VERSION_IN_FORCE).
+MANAGERS_READ = responses(401, 403, 404, 409, 422, 429, 503)
+PERIOD_READ = responses(401, 404, 409, 422, 429, 503)
 
 
 class AwardKey(NamedTuple):
@@ -84,7 +86,7 @@ async def get_period(
 @router.get(
     "/schemes/{scheme_id}/periods/{period_id}/scorecards",
     response_model=im.ScorecardList,
-    responses=READ_LIST,
+    responses=PERIOD_READ,
     tags=["incentives"],
 )
 async def list_scorecards(
@@ -99,7 +101,7 @@ async def list_scorecards(
 @router.get(
     "/schemes/{scheme_id}/periods/{period_id}/scorecards/{person_id}",
     response_model=im.Scorecard,
-    responses=responses(401, 404, 409, 422, 429, 503),
+    responses=PERIOD_READ,
     tags=["incentives"],
 )
 async def get_scorecard(

@@ -228,3 +228,14 @@ async def test_skill_level_changes_and_award_decisions_are_announced_live(stack:
             approved = await stack.client.post(f"{AWARDS}/VP-S/approve", headers=stack.auth("admin"))
             assert approved.status_code == 200, approved.text
             await asyncio.wait_for(kinds_until("award"), 15)
+
+
+async def test_a_period_before_the_scheme_is_a_documented_conflict(stack: Stack) -> None:
+    path = f"/api/v1/schemes/{SCHEME}/periods/2024-12/scorecards"
+    before = await stack.client.get(path, headers=stack.auth("line_manager"))
+    assert before.status_code == 409 and before.headers["content-type"] == PROBLEM, before.text
+    assert before.json()["reason"] == "NO_VERSION_IN_FORCE"
+    documented = (await stack.client.get("/openapi.json")).json()["paths"]
+    assert "409" in documented["/api/v1/schemes/{scheme_id}/periods/{period_id}/scorecards"]["get"]["responses"]
+    unknown = await stack.client.get("/api/v1/schemes/nope/periods/2025-01/awards", headers=stack.auth("admin"))
+    assert unknown.status_code == 404
