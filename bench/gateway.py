@@ -6,7 +6,8 @@ services on SQLite; the gateway; a bare FastAPI app on uvicorn) and the HTTP cli
    no access log), its rate at concurrency 8 and its p50 at concurrency 1;
 2. API reads through the gateway as a manager (token checked, scope decided, a gRPC
    call to the roles service): `GET /api/v1/people/{id}` of their team and
-   `GET /api/v1/roles/{id}`; target: at least 0.3x the baseline's rate;
+   `GET /api/v1/roles/{id}`; target: at least 0.3x the baseline's rate. For where the
+   time goes, the same reads straight from the roles service over gRPC (no target);
 3. the team page of a manager of 50 people (roles, acknowledgement, role fit from
    skills, scorecards from incentives, all local): p50 of `GET /team`, one at a time;
    target: under 150 ms. `GET /api/v1/me/team` for comparison.
@@ -29,6 +30,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
@@ -323,7 +325,34 @@ async def closed(base_url: str, paths: Sequence[str], headers: dict[str, str], c
     return Run(calls / seconds, percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000)
 
 
-async def measure(gateway: str, baseline: str, token: str, sizes: Sizes) -> Report:
+async def direct(target: str, token: str, what: str, calls: int) -> float:
+    """The rate of the roles service answering the gateway's read itself over gRPC (for where the time goes)."""
+    metadata = (("authorization", f"Bearer {token}"),)
+    send: Any
+    requests: list[Any]
+    async with grpc.aio.insecure_channel(target) as channel:
+        if what == "person":
+            send, requests = (
+                directory_pb2_grpc.DirectoryServiceStub(channel).GetPerson,
+                [directory_pb2.GetPersonRequest(name=p) for p, _ in team()],
+            )
+        else:
+            send, requests = (
+                roles_pb2_grpc.RoleServiceStub(channel).GetRole,
+                [roles_pb2.GetRoleRequest(name=f"roles/{ROLE}")],
+            )
+        counter = iter(range(calls))
+
+        async def caller() -> None:
+            for n in counter:
+                await send(requests[n % len(requests)], metadata=metadata, timeout=10)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
+        return calls / (time.perf_counter() - started)
+
+
+async def measure(gateway: str, baseline: str, roles: str, token: str, sizes: Sizes) -> Report:
     report = Report()
     auth = {"Authorization": f"Bearer {token}"}
     say(f"baseline: GET /ping x {sizes.read_calls} at concurrency {CONCURRENCY}")
@@ -340,6 +369,11 @@ async def measure(gateway: str, baseline: str, token: str, sizes: Sizes) -> Repo
         met = ratio >= READ_TARGET_RATIO
         report.rows.append(
             Row(f"{what}: rate", f"{run.rps:.0f}/s", f"{base.rps:.0f}/s", ratio, f">= {READ_TARGET_RATIO}x", met)
+        )
+        service = await direct(roles, token, "person" if "people" in what else "role", sizes.read_calls)
+        rpc = "GetPerson" if "people" in what else "GetRole"
+        report.rows.append(
+            Row(f"  (roles service {rpc} over gRPC alone)", f"{service:.0f}/s", f"{base.rps:.0f}/s", service / base.rps)
         )
     for what, path, target in (
         ("GET /team (50 people): p50", "/team", True),
@@ -408,7 +442,8 @@ def run(sizes: Sizes) -> Report:
         argv = [sys.executable, "-m", "bench.gateway", "--serve-baseline", str(base_port)]
         children.append(start_http(workdir, "baseline", argv, procs.python_env(), base_port))
         token = issuer.token(DemoUser(MANAGER, "", (), MANAGER))
-        return asyncio.run(measure(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{base_port}", token, sizes))
+        gateway_url, baseline_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{base_port}"
+        return asyncio.run(measure(gateway_url, baseline_url, targets["roles"], token, sizes))
     except BaseException:
         for child in children:
             print(f"--- {child.name} log ends with:\n{child.log_tail(8)}", file=sys.stderr)
