@@ -45,11 +45,6 @@ from tests.support.tokens import TokenMint
 EXAMPLES = int(os.environ.get("ENGAGE_FUZZ_EXAMPLES", "12"))
 FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED}
 CALL_SECONDS = 10.0
-# Failures found here whose fix belongs to another part; the test stays xfail
-# (not pass) while they reproduce, and fails on anything else.
-KNOWN = {
-    "engage.audit.v1.AuditService.ListAuditRecords": "platform audit: a Timestamp outside its range is INTERNAL",
-}
 
 
 @dataclass
@@ -174,10 +169,7 @@ def test_fuzzed_requests_to_every_rpc_never_crash_the_service(fleet: Fleet, serv
         assert process.proc is not None and process.proc.poll() is None, f"{service} died"
         assert _ready(channel), f"{service} is no longer ready"
     assert len(methods) >= 4
-    known = {name: problem for name, problem in problems.items() if name in KNOWN}
-    assert {name: p for name, p in problems.items() if name not in KNOWN} == {}
-    if known:
-        pytest.xfail("; ".join(f"{KNOWN[name]} ({p:.200})" for name, p in known.items()))
+    assert problems == {}
 
 
 def _varint(value: int) -> bytes:
