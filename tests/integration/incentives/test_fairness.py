@@ -11,7 +11,13 @@ from engage.roles.v1 import directory_pb2
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from tests.integration.incentives.conftest import collaboration_scheme, create_and_publish, event, ts
+from tests.integration.incentives.conftest import (
+    collaboration_scheme,
+    create_and_publish,
+    event,
+    start_incentives,
+    ts,
+)
 from tests.support.grpc_errors import call_error
 from tests.support.waiting import eventually
 
@@ -134,6 +140,15 @@ async def test_team_summaries_are_withheld_below_the_minimum_group_size(world):
     cases = company.measures[0]
     assert cases.measure == "cross-cases" and abs(cases.average_value * 9 - 2) < 1e-9  # 1.5 (S1) + 0.5 (A1)
     assert abs(cases.average_attainment * 9 - 1.0) < 1e-9  # 0.75 + 0.25
+    # The minimum is a setting: a replica configured with 3 shows the same team.
+    relaxed = await start_incentives(inc.app.db.url, inc.nats, inc.mint, minimum_group_size=3)
+    try:
+        shown = await _team(relaxed, "SVC-1", relaxed.as_person("TL-S"))
+        assert not shown.suppressed and shown.minimum_group_size == 3 and shown.member_count == 3
+        assert abs(shown.measures[0].average_value * 3 - 1.5) < 1e-9  # S1's cases
+    finally:
+        await relaxed.channel.close(None)
+        await relaxed.app.stop()
     other = await call_error(_team(inc, "SALES-N", inc.as_person("TL-S")), grpc.StatusCode.PERMISSION_DENIED)
     assert other.reason == "OUTSIDE_MANAGED_SCOPE"
     await call_error(_team(inc, "NOWHERE"), grpc.StatusCode.NOT_FOUND)
