@@ -91,8 +91,8 @@ class GroupCommit:
                     uow = UnitOfWork(session)
                     async with session.begin():  # SAVEPOINT ... RELEASE, or ROLLBACK TO it
                         yield uow
-            except sa.exc.DBAPIError as exc:
-                if not isinstance(exc, sa.exc.IntegrityError):  # that one stays inside its savepoint
+            except BaseException as exc:
+                if group.conn.invalidated or _driver_failure(exc):
                     await self._abort(group, exc)  # the connection itself failed: the group cannot commit
                 raise
             finally:
@@ -130,6 +130,17 @@ class GroupCommit:
             await group.conn.rollback()
         with contextlib.suppress(Exception):
             await group.conn.close()
+
+
+def _driver_failure(exc: BaseException) -> bool:
+    """A database error other than a constraint (which stays inside its
+    savepoint), raised as it is or wrapped by the code that met it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sa.exc.DBAPIError) and not isinstance(seen, sa.exc.IntegrityError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @dataclass

@@ -85,3 +85,20 @@ async def test_a_failed_writer_does_not_keep_the_file_locked(db, tmp_path):
     finally:
         await other.dispose()
     assert await note_ids(db) == {2}
+
+
+async def test_after_a_database_error_the_next_writers_start_clean(db):
+    class Wrapped(Exception):
+        pass
+
+    async def broken() -> None:
+        async with db.write() as uow:
+            try:
+                await uow.session.execute(sa.text("INSERT INTO missing_table VALUES (1)"))
+            except sa.exc.OperationalError as exc:
+                raise Wrapped("the use case turned it into its own error") from exc
+
+    with pytest.raises(Wrapped):
+        await broken()
+    await asyncio.gather(*(write_note(db, n) for n in range(1, 6)))
+    assert await note_ids(db) == set(range(1, 6))
