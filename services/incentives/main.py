@@ -73,6 +73,7 @@ class IncentivesApp(ServiceApp):
                     handler=apply_crm_event,
                     max_deliver=settings.consumer_max_deliver,
                     batch_size=settings.crm_batch_size,
+                    ack_wait_seconds=settings.consumer_ack_wait_seconds,
                 )
             ),
             EventConsumer(
@@ -83,6 +84,7 @@ class IncentivesApp(ServiceApp):
                 subjects=ROLES_SUBJECTS,
                 handler=apply_roles_event,
                 max_deliver=settings.consumer_max_deliver,
+                ack_wait_seconds=settings.consumer_ack_wait_seconds,
             ),
         ]
 

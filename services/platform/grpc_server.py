@@ -143,6 +143,12 @@ class EngageInterceptor(grpc.aio.ServerInterceptor):
                     return await behavior(stream, context)
                 reject_unknown_fields(request)
                 return await behavior(request, context)
+            except asyncio.CancelledError:
+                # The client went away or its deadline passed: say so in the logs and metrics.
+                remaining = context.time_remaining()
+                expired = remaining is not None and remaining <= 0
+                code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+                raise
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):
                     code = context.code() or grpc.StatusCode.UNKNOWN

@@ -45,6 +45,9 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = 500
     outbox_poll_seconds: float = 0.5
     outbox_retention_hours: float = 24.0
+    # Event consumers (skills, incentives): how long JetStream waits for an
+    # ack before redelivering (after a crash, events come back this late).
+    consumer_ack_wait_seconds: float = 30.0
 
     def resolved_database_url(self) -> str:
         if self.database_url:

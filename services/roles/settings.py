@@ -7,3 +7,6 @@ class RolesSettings(ServiceSettings):
     service_name: str = "roles"
     grpc_port: int = 50051
     metrics_port: int = 9151
+    # ImportDirectory holds a whole import in memory (rows may come in any
+    # order); beyond this many rows the call is refused (RESOURCE_EXHAUSTED).
+    import_max_rows: int = 1_000_000

@@ -48,6 +48,7 @@ class SkillsApp(ServiceApp):
             stream=settings.nats_stream,
             subjects=projection.SUBJECTS,
             handler=projection.apply_roles_event,
+            ack_wait_seconds=settings.consumer_ack_wait_seconds,
         )
         self.expiry = ExpirySweep(self.db, settings.expiry_sweep_seconds)
         self.background += [self.projection, self.expiry]

@@ -7,6 +7,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from tests.support.company import PEOPLE, UNITS, company_rows, person_row, stream, unit_row
 from tests.support.events import published, types, wait_for_events
 from tests.support.grpc_errors import call_error
+from tests.support.waiting import eventually
 
 OUTCOME = directory_pb2.ImportRowResult
 
@@ -255,3 +256,43 @@ async def test_an_import_that_terminates_a_person_ends_their_roles(roles):
     assert after.state == assignments_pb2.Assignment.STATE_ENDED
     events = await wait_for_events(roles.nats.url, lambda ev: types(ev)["engage.roles.v1.assignment.ended"] == 1)
     assert types(events)["engage.roles.v1.person.terminated"] == 1
+
+
+async def test_an_import_over_the_row_limit_is_refused_and_writes_nothing(workdir, mint, nats_server):
+    from tests.conftest import start_roles
+
+    client = await start_roles(f"sqlite+aiosqlite:///{workdir}/import-limit.db", nats_server, mint, import_max_rows=5)
+    try:
+        err = await call_error(
+            client.directory.ImportDirectory(stream(company_rows()), metadata=client.admin, timeout=10),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        )
+        assert err.reason == "IMPORT_TOO_LARGE" and "5 rows" in err.message
+        people = await client.directory.ListPeople(directory_pb2.ListPeopleRequest(), metadata=client.admin, timeout=5)
+        assert list(people.people) == []
+    finally:
+        await client.channel.close(None)
+        await client.app.stop()
+
+
+async def test_a_call_cut_by_its_deadline_is_counted_as_such(roles):
+    import asyncio
+
+    from services.platform import metrics
+
+    counted = metrics.RPCS.labels("roles", "ImportDirectory", "DEADLINE_EXCEEDED")
+    before = counted._value.get()
+
+    async def endless():
+        yield company_rows()[0]
+        await asyncio.Event().wait()  # the client never finishes its stream
+
+    await call_error(
+        roles.directory.ImportDirectory(endless(), metadata=roles.admin, timeout=0.5),
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    )
+
+    async def count() -> float:
+        return float(counted._value.get())
+
+    await eventually(count, lambda n: n == before + 1, timeout=5, what="the deadline to be counted")

@@ -9,7 +9,7 @@ from engage.roles.v1 import directory_pb2, directory_pb2_grpc
 from google.protobuf import empty_pb2
 
 from services.platform.db import Database
-from services.platform.errors import InvalidArgument, invalid
+from services.platform.errors import EngageError, InvalidArgument, invalid
 from services.platform.resources import check_id, mask_paths, page_of, parse_name, required_text
 from services.roles import messages
 from services.roles.app import directory as uc
@@ -52,8 +52,9 @@ def _person_fields(person: directory_pb2.Person, prefix: str = "person") -> uc.P
 
 
 class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, import_max_rows: int = 1_000_000):
         self.db = db
+        self.import_max_rows = import_max_rows
 
     async def CreateOrgUnit(
         self, request: directory_pb2.CreateOrgUnitRequest, context: grpc.aio.ServicerContext
@@ -160,6 +161,13 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
         index = -1
         async for message in request_iterator:
             index += 1
+            if index >= self.import_max_rows:
+                raise EngageError(
+                    f"an import holds at most {self.import_max_rows} rows; split it (each import is re-runnable)",
+                    "IMPORT_TOO_LARGE",
+                    [],
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                )
             _read_row(batch, index, message)
         results = await apply_import(self.db, batch)
         response = directory_pb2.ImportDirectoryResponse()
