@@ -147,6 +147,11 @@ async def seed_company(db_url: str, sizes: Sizes) -> None:
                 ],
             )  # fmt: skip
             await role_fits.rebuild(s)
+        if db.is_postgres:
+            # What autovacuum does shortly after a bulk load (it is off on some
+            # test servers): without statistics the planner rescans people.
+            async with db.engine.connect() as conn:
+                await conn.execute(sa.text("ANALYZE"))
     finally:
         await db.dispose()
 
