@@ -340,7 +340,17 @@ async def replay_parked(db: Database, ids: list[str]) -> tuple[list[str], list[B
 
 
 async def replay_for_person(s: AsyncSession, person_id: str) -> int:
-    """A person appeared in the directory: their parked events may count now."""
+    """A person appeared in the directory: their parked events may count now.
+
+    On PostgreSQL a credit writer that looked the person up before they
+    existed may still be parking an event for them; this lock (conflicting
+    with its ROW EXCLUSIVE, see `credit_clock`, and with another replay)
+    waits for it to commit, so the query below sees what it parked, or
+    makes it wait and then find the person.
+    """
+    conn = await s.connection()
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql("LOCK TABLE behaviour_credits IN SHARE ROW EXCLUSIVE MODE")
     rows = (
         await s.exec(
             select(BehaviourEventRow).where(
