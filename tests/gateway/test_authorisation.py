@@ -28,7 +28,8 @@ def all_routes(routes: list[Any]) -> list[Any]:
     return flat
 
 
-def test_every_route_declares_a_permission() -> None:
+async def test_every_route_declares_a_permission() -> None:
+    # create_app opens gRPC channels, which need a running event loop.
     app = create_app()
     missing = []
     routes = all_routes(list(app.routes))
@@ -308,7 +309,7 @@ CASES = [
 SEPARATELY_TESTED = {("POST", "/signin"), ("POST", "/signout"), ("GET", "/signin/oidc"), ("GET", "/signin/callback")}
 
 
-def test_the_matrix_covers_every_route() -> None:
+async def test_the_matrix_covers_every_route() -> None:  # create_app needs an event loop
     covered = {tuple(c.name.split(" (")[0].split("?")[0].split(" ", 1)) for c in CASES} | SEPARATELY_TESTED
     app = create_app()
     routes = {(m, r.path) for r in all_routes(list(app.routes)) if isinstance(r, APIRoute) for m in r.methods}
