@@ -150,7 +150,7 @@ async def seed_company(db_url: str, sizes: Sizes) -> None:
         if db.is_postgres:
             # What autovacuum does shortly after a bulk load (it is off on some
             # test servers): without statistics the planner rescans people.
-            async with db.engine.connect() as conn:
+            async with db.engine.begin() as conn:  # committed: statistics are transactional
                 await conn.execute(sa.text("ANALYZE"))
     finally:
         await db.dispose()
