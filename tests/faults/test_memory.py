@@ -103,9 +103,11 @@ async def test_oversized_requests_get_a_clear_error_and_memory_stays_flat(roles_
         await stub.ListPeople(directory_pb2.ListPeopleRequest(), metadata=admin, timeout=5)
     first, second = max(rss[:5]), max(rss[5:])
     scenario.faults += f"; RSS {before // MIB} MiB, peak of calls 1-5 {first // MIB}, of 6-10 {second // MIB}"
-    # What gRPC buffers for a rejected message is bounded, and repeating it does not add up.
+    # What gRPC buffers for a rejected message is bounded, and repeating it does not add up:
+    # a leak of the 40 MiB message would grow the second half's peak by ~200 MiB; the
+    # allocator's noise (one transient buffer more or less) stays well under 100.
     assert max(rss) - before < 150 * MIB, (before, rss)
-    assert second - first < 40 * MIB, rss
+    assert second - first < 100 * MIB, rss
 
 
 async def test_huge_page_sizes_are_clamped_and_memory_stays_flat(roles_process: RolesProcess, mint, scenario):
