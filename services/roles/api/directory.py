@@ -52,7 +52,7 @@ def _person_fields(person: directory_pb2.Person, prefix: str = "person") -> uc.P
 
 
 class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
-    def __init__(self, db: Database, import_max_rows: int = 1_000_000):
+    def __init__(self, db: Database, import_max_rows: int = 500_000):
         self.db = db
         self.import_max_rows = import_max_rows
 
