@@ -47,9 +47,9 @@ class UnitOfWork:
         self.session.add(AuditRecord(**audit_values(event)))
 
     async def emit_many(self, events: list[CloudEvent]) -> None:
-        """Bulk form of `emit` for imports: one multi-row INSERT per chunk."""
+        """Bulk form of `emit` for imports: plain values in multi-row INSERTs."""
         self.events.extend(events)
-        rows = [OutboxRow.from_event(e).model_dump(exclude={"seq"}) for e in events]
+        rows = [OutboxRow.values_of(e) for e in events]
         audits = [audit_values(e) for e in events]
         for start in range(0, len(rows), 5000):
             await self.session.execute(sa.insert(OutboxRow), rows[start : start + 5000])

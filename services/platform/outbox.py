@@ -44,6 +44,23 @@ class OutboxRow(SQLModel, table=True):
             event_time=event.time,
         )
 
+    @staticmethod
+    def values_of(event: CloudEvent) -> dict[str, object]:
+        """The row as plain column values, for bulk inserts (no ORM object per event)."""
+        return {
+            "event_id": event.id,
+            "type": event.type,
+            "source": event.source,
+            "subject": event.subject,
+            "dataschema": event.dataschema,
+            "data": event.data,
+            "sequence": event.sequence,
+            "partitionkey": event.partitionkey,
+            "authid": event.authid,
+            "event_time": event.time,
+            "published_at": None,
+        }
+
     def to_event(self) -> CloudEvent:
         return CloudEvent(
             type=self.type,

@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.platform.db import UnitOfWork
 from services.skills.app import role_fits, scales, snapshots
 from services.skills.domain.effective import AssessmentFact, EffectiveLevel, Source, effective_level
-from services.skills.events.outgoing import emit_bulk, skill_level_event
+from services.skills.events.outgoing import skill_level_event
 from services.skills.messages import aware
 from services.skills.store.tables import AssessmentRow, SkillLevelRow, StoredLevel
 
@@ -178,7 +178,7 @@ async def refresh_levels(
     if changed:
         tops = await scales.skill_tops(s, {row.skill_id for row, _, _ in changed})
         events = [skill_level_event(row, lv, claimed, tops.get(row.skill_id, 0)) for row, lv, claimed in changed]
-        await emit_bulk(uow, events)
+        await uow.emit_many(events)
         await snapshots.record(s, [(r.person_id, r.skill_id, r.level, r.claimed_level) for r, _, _ in changed], now)
         await role_fits.refresh_people(s, {(r.person_id, r.skill_id) for r, level, _ in changed if r.level != level})
     return len(changed)

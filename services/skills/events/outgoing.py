@@ -6,19 +6,14 @@ the use case emits it in the transaction of the change.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from engage.skills.v1 import events_pb2
 from google.protobuf.message import Message
 
 from services.platform.cloudevents import CloudEvent, change_event
-from services.platform.db import UnitOfWork
-from services.platform.outbox import OutboxRow
 from services.skills import messages
 from services.skills.store.tables import ProficiencyScaleRow, SkillCategoryRow, SkillLevelRow, SkillRow, StoredLevel
 
 SOURCE = "/engage/skills"
-_OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
-_OUTBOX_CHUNK = 5000
 
 
 def _event(entity: str, verb: str, subject: str, body: Message, revision: int, partition: str = "") -> CloudEvent:
@@ -56,29 +51,3 @@ def skill_level_event(
         row.revision,
         f"people/{row.person_id}",
     )
-
-
-async def emit_bulk(uow: UnitOfWork, events: list[CloudEvent]) -> None:
-    """`uow.emit_many` for imports of millions of levels: the outbox rows as
-    plain values in multi-row INSERTs, without an ORM object per event (whose
-    construction costs more than building the event). Same rows, same
-    transaction; a candidate for the platform's own emit_many."""
-    uow.events.extend(events)
-    rows = [
-        {
-            "event_id": e.id,
-            "type": e.type,
-            "source": e.source,
-            "subject": e.subject,
-            "dataschema": e.dataschema,
-            "data": e.data,
-            "sequence": e.sequence,
-            "partitionkey": e.partitionkey,
-            "authid": e.authid,
-            "event_time": e.time,
-            "published_at": None,
-        }
-        for e in events
-    ]
-    for start in range(0, len(rows), _OUTBOX_CHUNK):
-        await uow.session.execute(sa.insert(_OUTBOX), rows[start : start + _OUTBOX_CHUNK])
