@@ -98,18 +98,16 @@ async def test_only_hr_may_read_the_trail_and_nobody_can_change_it(roles):
 
 
 async def test_bad_audit_requests_name_the_field(roles):
-    cases = {
-        "name": audit_pb2.GetAuditRecordRequest(name="auditRecords/x"),
-        "page_token": audit_pb2.ListAuditRecordsRequest(page_token="nonsense"),
-    }
-    for field, request in cases.items():
-        call = (
-            audit(roles).GetAuditRecord(request, metadata=roles.admin, timeout=5)
-            if isinstance(request, audit_pb2.GetAuditRecordRequest)
-            else audit(roles).ListAuditRecords(request, metadata=roles.admin, timeout=5)
-        )
-        err = await call_error(call, grpc.StatusCode.INVALID_ARGUMENT)
-        assert err.fields == [field]
+    err = await call_error(
+        audit(roles).GetAuditRecord(audit_pb2.GetAuditRecordRequest(name="auditRecords/x"), metadata=roles.admin),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert err.fields == ["name"]
+    err = await call_error(
+        audit(roles).ListAuditRecords(audit_pb2.ListAuditRecordsRequest(page_token="nonsense"), metadata=roles.admin),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert err.fields == ["page_token"]
     inverted = audit_pb2.ListAuditRecordsRequest()
     inverted.start_time.FromSeconds(2_000_000_000)
     inverted.end_time.FromSeconds(1_000_000_000)
