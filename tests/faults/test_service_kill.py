@@ -22,27 +22,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import grpc
 import pytest
-import sqlalchemy as sa
 from engage.incentives.v1 import behaviours_pb2, behaviours_pb2_grpc
 from engage.roles.v1 import assignments_pb2, assignments_pb2_grpc, directory_pb2_grpc, roles_pb2_grpc
 from engage.skills.v1 import catalogue_pb2, catalogue_pb2_grpc
-from sqlmodel import col, select
 
 from services.platform.db import Database
-from services.platform.outbox import OutboxRow
 from tests.conftest import _drop_pg_database, fresh_database_url
 from tests.support.company import load_company
 from tests.support.events import published
 from tests.support.processes import IncentivesProcess, RolesProcess, ServiceProcess, SkillsProcess
+from tests.support.service_state import Metadata, all_names, backlog
 from tests.support.waiting import eventually
 
 TOTAL = 200
 WORKERS = 8
-Metadata = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -88,7 +84,7 @@ async def create_assignment(channel: grpc.aio.Channel, i: int, admin: Metadata, 
 
 async def all_assignments(channel: grpc.aio.Channel, admin: Metadata) -> list[str]:
     stub = assignments_pb2_grpc.AssignmentServiceStub(channel)
-    return await _pages(stub.ListAssignments, assignments_pb2.ListAssignmentsRequest, "assignments", admin)
+    return await all_names(stub.ListAssignments, assignments_pb2.ListAssignmentsRequest, "assignments", admin)
 
 
 async def create_skill(channel: grpc.aio.Channel, i: int, admin: Metadata, timeout: float) -> str:
@@ -103,7 +99,7 @@ async def create_skill(channel: grpc.aio.Channel, i: int, admin: Metadata, timeo
 
 async def all_skills(channel: grpc.aio.Channel, admin: Metadata) -> list[str]:
     stub = catalogue_pb2_grpc.CatalogueServiceStub(channel)
-    return await _pages(stub.ListSkills, catalogue_pb2.ListSkillsRequest, "skills", admin)
+    return await all_names(stub.ListSkills, catalogue_pb2.ListSkillsRequest, "skills", admin)
 
 
 async def create_behaviour_type(channel: grpc.aio.Channel, i: int, admin: Metadata, timeout: float) -> str:
@@ -120,19 +116,7 @@ async def create_behaviour_type(channel: grpc.aio.Channel, i: int, admin: Metada
 
 async def all_behaviour_types(channel: grpc.aio.Channel, admin: Metadata) -> list[str]:
     stub = behaviours_pb2_grpc.BehaviourServiceStub(channel)
-    return await _pages(stub.ListBehaviourTypes, behaviours_pb2.ListBehaviourTypesRequest, "behaviour_types", admin)
-
-
-async def _pages(method: Any, request: Any, field: str, admin: Metadata) -> list[str]:
-    """The names of every item a List method returns, page by page."""
-    names: list[str] = []
-    token = ""
-    while True:
-        page = await method(request(page_size=1000, page_token=token), metadata=admin, timeout=10)
-        names += [item.name for item in getattr(page, field)]
-        token = page.next_page_token
-        if not token:
-            return names
+    return await all_names(stub.ListBehaviourTypes, behaviours_pb2.ListBehaviourTypesRequest, "behaviour_types", admin)
 
 
 LOADS = {
@@ -154,14 +138,6 @@ LOADS = {
     ),
 }
 CASES = [("roles", "sqlite"), ("roles", "postgresql"), ("skills", "sqlite"), ("incentives", "sqlite")]
-
-
-async def backlog(db: Database) -> int:
-    async with db.read() as s:
-        count = (
-            await s.exec(select(sa.func.count()).select_from(OutboxRow).where(col(OutboxRow.published_at).is_(None)))
-        ).one()
-    return int(count)
 
 
 @pytest.mark.parametrize(("service", "backend"), CASES, ids=[f"{s}-{b}" for s, b in CASES])
