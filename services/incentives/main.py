@@ -31,6 +31,7 @@ from services.incentives.api.scorecards import AwardServicer, ScorecardServicer
 from services.incentives.app.ingestion import apply_crm_event
 from services.incentives.app.projection import SUBJECTS as ROLES_SUBJECTS
 from services.incentives.app.projection import apply_roles_event
+from services.incentives.app.scorecard_board import ScorecardBoard
 from services.incentives.events.crm_consumer import CrmBehaviourConsumer
 from services.incentives.settings import IncentivesSettings
 from services.platform.consumer import EventConsumer
@@ -59,8 +60,11 @@ class IncentivesApp(ServiceApp):
     connection serves the relay and both consumers.
     """
 
-    def __init__(self, settings: IncentivesSettings, *, register: Registrar, db: Database):
+    def __init__(
+        self, settings: IncentivesSettings, *, register: Registrar, db: Database, board: ScorecardBoard | None = None
+    ):
         super().__init__(settings, register=register, service_names=SERVICE_NAMES, permissions=PERMISSIONS, db=db)
+        self.board = board
         self.link.streams[settings.crm_stream] = [settings.crm_subjects]
         self.consumers: list[EventConsumer] = [
             CrmBehaviourConsumer.around(
@@ -90,6 +94,8 @@ class IncentivesApp(ServiceApp):
 
     async def start(self) -> int:
         port = await super().start()
+        if self.board is not None:
+            self.board.start()
         for consumer in self.consumers:
             consumer.start()
         return port
@@ -97,24 +103,31 @@ class IncentivesApp(ServiceApp):
     async def stop(self) -> None:
         for consumer in self.consumers:
             await consumer.stop()
+        if self.board is not None:
+            await self.board.stop()
         await super().stop()
 
 
 def build(settings: IncentivesSettings, db: Database | None = None) -> IncentivesApp:
     database = db or Database(settings.resolved_database_url())
+    board = None
+    if settings.scorecard_board_periods > 0:
+        board = ScorecardBoard(
+            database, max_periods=settings.scorecard_board_periods, max_credits=settings.scorecard_board_max_credits
+        )
 
     def register(server: grpc.aio.Server) -> None:
         behaviours_pb2_grpc.add_BehaviourServiceServicer_to_server(BehaviourServicer(database), server)
         schemes_pb2_grpc.add_SchemeServiceServicer_to_server(SchemeServicer(database), server)
         scorecards_pb2_grpc.add_ScorecardServiceServicer_to_server(
-            ScorecardServicer(database, settings.minimum_group_size), server
+            ScorecardServicer(database, settings.minimum_group_size, board), server
         )
         awards_pb2_grpc.add_AwardServiceServicer_to_server(AwardServicer(database), server)
         dead_letters_pb2_grpc.add_DeadLetterServiceServicer_to_server(
             DeadLetterServicer(database, DEAD_LETTER_HANDLERS), server
         )
 
-    return IncentivesApp(settings, register=register, db=database)
+    return IncentivesApp(settings, register=register, db=database, board=board)
 
 
 async def main() -> None:

@@ -14,5 +14,9 @@ class IncentivesSettings(ServiceSettings):
     consumer_max_deliver: int = 5
     # Messages fetched and applied in one transaction by the CRM consumer.
     crm_batch_size: int = 500
+    # Open periods' scorecards held in memory per replica (0: none), and the
+    # largest period held, in counted credits (app/scorecard_board.py).
+    scorecard_board_periods: int = 4
+    scorecard_board_max_credits: int = 200_000
     # Team summaries of fewer people than this are withheld (privacy).
     minimum_group_size: int = 5

@@ -12,6 +12,7 @@ from services.incentives.api.behaviours import required_text
 from services.incentives.app import awards as uc_awards
 from services.incentives.app import scorecards as uc
 from services.incentives.app.directory import SchemeCache
+from services.incentives.app.scorecard_board import ScorecardBoard
 from services.incentives.domain.model import AwardState
 from services.platform.db import Database
 from services.platform.errors import invalid
@@ -37,6 +38,12 @@ def child_name(name: str, collection: str, field: str) -> tuple[str, str, str]:
 
 
 def _scorecard_out(v: uc.ScorecardView) -> scorecards_pb2.Scorecard:
+    if v.message is None:  # built once per view: the board serves one view many times (nobody mutates it)
+        v.message = _build(v)
+    return v.message  # type: ignore[no-any-return]
+
+
+def _build(v: uc.ScorecardView) -> scorecards_pb2.Scorecard:
     return messages.scorecard_out(
         v.scheme_id,
         v.period,
@@ -56,23 +63,25 @@ def _period_out(v: uc_awards.PeriodView) -> awards_pb2.Period:
 
 
 class ScorecardServicer(scorecards_pb2_grpc.ScorecardServiceServicer):
-    def __init__(self, db: Database, minimum_group_size: int):
+    def __init__(self, db: Database, minimum_group_size: int, board: ScorecardBoard | None = None):
         self.db = db
         self.minimum_group_size = minimum_group_size
         self.schemes = SchemeCache()
+        self.board = board
 
     async def GetScorecard(
         self, request: scorecards_pb2.GetScorecardRequest, context: grpc.aio.ServicerContext
     ) -> scorecards_pb2.Scorecard:
         scheme_id, period_id, person_id = child_name(request.name, "scorecards", "name")
-        return _scorecard_out(await uc.get_scorecard(self.db, self.schemes, scheme_id, period_id, person_id))
+        view = await uc.get_scorecard(self.db, self.schemes, scheme_id, period_id, person_id, self.board)
+        return _scorecard_out(view)
 
     async def ListScorecards(
         self, request: scorecards_pb2.ListScorecardsRequest, context: grpc.aio.ServicerContext
     ) -> scorecards_pb2.ListScorecardsResponse:
         scheme_id, period_id = period_name(request.parent, "parent")
         page = page_of(request.page_size, request.page_token, parent=request.parent)
-        views = await uc.list_scorecards(self.db, scheme_id, period_id, page.size, page.after)
+        views = await uc.list_scorecards(self.db, scheme_id, period_id, page.size, page.after, self.board)
         return scorecards_pb2.ListScorecardsResponse(
             scorecards=[_scorecard_out(v) for v in views],
             next_page_token=page.next_token(views[-1].person_id if views else None, len(views)),

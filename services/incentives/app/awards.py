@@ -15,6 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.incentives import messages
+from services.incentives.app.changes import note_everyone
 from services.incentives.app.counting import counting_in, totals
 from services.incentives.app.directory import SchemeState, load_directory, load_scheme
 from services.incentives.app.ingestion import close_clock
@@ -136,6 +137,7 @@ async def close_period(db: Database, scheme_id: str, period_id: str) -> PeriodVi
             closed_by=caller.actor,
         )
         s.add(row)
+        await note_everyone(s)  # later periods count events accepted after this close
         view = PeriodView(scheme_id, period, version, row, len(awards), total_payout(amounts), content.budget, currency)
         uow.emit(period_event("closed", _period_message(view), row.revision))
         return view

@@ -86,18 +86,21 @@ def counting_in(
 
 
 async def contributions(
-    s: AsyncSession, content: SchemeContent, period: Period, conditions: list[Any], people: Iterable[str]
+    s: AsyncSession, content: SchemeContent, period: Period, conditions: list[Any], people: Iterable[str] | None
 ) -> dict[str, list[Contribution]]:
-    """The counted credits of some people, each explained."""
-    wanted = sorted(set(people))
+    """The counted credits of some people (None: everyone's), each explained."""
     result: dict[str, list[Contribution]] = defaultdict(list)
-    if not wanted:
-        return result
+    where = list(conditions)
+    if people is not None:
+        wanted = sorted(set(people))
+        if not wanted:
+            return result
+        where.append(col(C.person_id).in_(wanted))
     # Columns, not ORM rows: a closed period's scorecard explains a hundred events or more.
     query = sa.select(
         col(C.event_id), col(C.person_id), col(C.behaviour_type_id), col(C.occurred_at), col(C.value),
         col(C.share), col(C.collaborators), col(C.departments),
-    ).where(*conditions, col(C.person_id).in_(wanted))  # fmt: skip
+    ).where(*where)  # fmt: skip
     for event_id, person, kind, at, value, share, collaborators, departments in (await s.execute(query)).all():
         occurred = messages.aware(at)
         own = period_containing(occurred, content.calendar)

@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.incentives.app.attribution import CHUNK, Attribution, load_attribution
+from services.incentives.app.changes import committed, note_people
 from services.incentives.domain.credits import normalised_shares
 from services.incentives.domain.fairness import month_bounds, over_budget, recognition_month, self_recognition
 from services.incentives.domain.model import EventState, ParkReason
@@ -271,6 +272,7 @@ async def record_many(s: AsyncSession, items: Sequence[Observed], now: datetime)
             )
     await _insert(s, _table(BehaviourEventRow), events)
     await _insert(s, _table(CreditRow), credits)
+    await note_people(s, (c["person_id"] for c in credits))
     first = {id(o) for o in fresh}
     return [outcomes[o.id] if id(o) in first else Outcome(o.id, DUPLICATE) for o in items]
 
@@ -278,7 +280,9 @@ async def record_many(s: AsyncSession, items: Sequence[Observed], now: datetime)
 async def record_batch(db: Database, items: Sequence[Observed]) -> list[Outcome]:
     """`RecordBehaviourEvents`: one transaction for the batch."""
     async with db.write() as uow:
-        return await record_many(uow.session, items, await credit_clock(uow.session))
+        outcomes = await record_many(uow.session, items, await credit_clock(uow.session))
+    committed(db)
+    return outcomes
 
 
 def crm_body(event: CloudEvent) -> behaviours_pb2.BehaviourObserved:
@@ -325,6 +329,7 @@ async def replay(s: AsyncSession, rows: Sequence[BehaviourEventRow]) -> list[Beh
         if row.state == EventState.ACCEPTED:
             accepted.append(row)
     await _insert(s, _table(CreditRow), credits)
+    await note_people(s, (c["person_id"] for c in credits))
     return accepted
 
 
@@ -336,7 +341,8 @@ async def replay_parked(db: Database, ids: list[str]) -> tuple[list[str], list[B
             query = query.where(col(BehaviourEventRow.id).in_(ids))
         rows = (await s.exec(query.order_by(col(BehaviourEventRow.id)).with_for_update())).all()
         accepted = await replay(s, rows)
-        return [r.id for r in accepted], [r for r in rows if r.state == EventState.PARKED]
+    committed(db)
+    return [r.id for r in accepted], [r for r in rows if r.state == EventState.PARKED]
 
 
 async def replay_for_person(s: AsyncSession, person_id: str) -> int:

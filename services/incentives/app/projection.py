@@ -10,6 +10,7 @@ from datetime import UTC
 from engage.roles.v1 import directory_pb2, events_pb2
 
 from services.incentives.app.attribution import record_move
+from services.incentives.app.changes import note_everyone, note_people
 from services.incentives.app.ingestion import replay_for_person
 from services.incentives.store.tables import ProjectedAssignmentRow, ProjectedOrgUnitRow, ProjectedPersonRow
 from services.platform.cloudevents import CloudEvent
@@ -49,6 +50,7 @@ async def _person(uow: UnitOfWork, event: CloudEvent) -> None:
     row.status = directory_pb2.PersonStatus.Name(p.status).removeprefix("PERSON_STATUS_")
     row.sequence = event.sequence
     uow.session.add(row)
+    await note_people(uow.session, [pid])  # taking part, or not
     if first_seen:
         await uow.session.flush()
         await replay_for_person(uow.session, pid)
@@ -67,6 +69,7 @@ async def _org_unit(uow: UnitOfWork, event: CloudEvent, deleted: bool) -> None:
     row.deleted = deleted
     row.sequence = event.sequence
     uow.session.add(row)
+    await note_everyone(uow.session)  # schemes limited to some units count the units below them
 
 
 async def _assignment(uow: UnitOfWork, event: CloudEvent) -> None:
@@ -86,3 +89,4 @@ async def _assignment(uow: UnitOfWork, event: CloudEvent) -> None:
     row.valid_to = a.valid_to.ToDatetime(tzinfo=UTC) if a.HasField("valid_to") else None
     row.sequence = event.sequence
     uow.session.add(row)
+    await note_people(uow.session, [row.person_id])  # schemes limited to some roles

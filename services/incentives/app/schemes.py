@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.incentives import messages
+from services.incentives.app.changes import note_everyone
 from services.incentives.domain.model import SchemeContent, SchemeState, validate_scheme
 from services.incentives.domain.periods import period_starting
 from services.incentives.events.outgoing import scheme_event
@@ -183,4 +184,5 @@ async def publish_scheme(
         s.add(row)
         versions.append(version)
         _emit(uow, "published", row, versions)
+        await note_everyone(s)
         return row, versions

@@ -1,7 +1,8 @@
 """Scorecards and team summaries.
 
-An open period's scorecard is computed from its person's credit rows when
-read, so it is current as soon as an event is accepted. A closed period's
+An open period's scorecard is computed from its person's credit rows; each
+replica holds the open periods asked for in memory and recomputes the people
+each change names (`scorecard_board.py`), so a read costs no query. A closed period's
 numbers are those frozen at the close; its explanations are the same credits,
 selected with the close times (credits never change). An event accepted after
 its period closed counts, marked late, in the first period still open then.
@@ -10,10 +11,10 @@ its period closed counts, marked late, in the first period still open then.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -37,6 +38,9 @@ from services.platform.auth import Identity, current_identity
 from services.platform.db import Database, utcnow
 from services.platform.errors import NotFound, PermissionDenied
 
+if TYPE_CHECKING:
+    from services.incentives.app.scorecard_board import ScorecardBoard
+
 READ_ALL_ROLES = frozenset({"hr_admin", "hr_system", "programme_lead"})
 
 
@@ -52,6 +56,8 @@ class ScorecardView:
     currency: str
     final: bool
     computed: datetime
+    # The API's message for it, built once: the board serves the same view many times.
+    message: Any = field(default=None, compare=False, repr=False)
 
 
 def authorize_read(caller: Identity, directory: Directory, person_id: str) -> None:
@@ -126,15 +132,25 @@ def _reads_all(caller: Identity, person_id: str) -> bool:
 
 
 async def get_scorecard(
-    db: Database, schemes: SchemeCache, scheme_id: str, period_id: str, person_id: str
+    db: Database,
+    schemes: SchemeCache,
+    scheme_id: str,
+    period_id: str,
+    person_id: str,
+    board: ScorecardBoard | None = None,
 ) -> ScorecardView:
-    """The hot read: the scheme from the cache, the directory only when the
-    caller is a manager (whose scope it decides) or the scheme is limited to
-    some units."""
+    """The hot read: from the replica's board (open periods held in memory)
+    when the caller may read anyone's; else the scheme from the cache, the
+    directory only when the caller is a manager (whose scope it decides) or
+    the scheme is limited to some units."""
+    caller = current_identity()
+    if board is not None and _reads_all(caller, person_id):
+        held = await board.card(scheme_id, period_id, person_id)
+        if held is not None:
+            return held
     async with db.read() as s:
         scheme = await schemes.get(s, scheme_id)
         period = scheme.period(period_id)
-        caller = current_identity()
         units: dict[str, ProjectedOrgUnitRow] = {}
         if not _reads_all(caller, person_id):
             directory = await load_directory(s, [person_id])
@@ -154,15 +170,43 @@ async def get_scorecard(
         return _open_view(scheme, period, person_id, content, result)
 
 
+def zero_card(scheme: SchemeState, period: Period, person_id: str) -> ScorecardView:
+    """The open scorecard of someone with no counted event."""
+    _, content = scheme.version_for(period)
+    return _open_view(scheme, period, person_id, content, score(content, []))
+
+
+async def open_cards(
+    s: AsyncSession,
+    scheme: SchemeState,
+    period: Period,
+    directory: Directory,
+    people: list[str] | None,
+) -> dict[str, ScorecardView]:
+    """The open period's scorecards of some people (None: everyone's): those
+    with counted events or who took part; another person has none."""
+    _, content = scheme.version_for(period)
+    conditions = counting_in(content, period, directory.units, scheme.close_times())
+    found = await contributions(s, content, period, conditions, people)
+    listed = set(found) | {p for p in directory.people if directory.took_part_in(content, p, period)}
+    if people is not None:
+        listed &= set(people)
+    return {p: _open_view(scheme, period, p, content, score(content, found.get(p, []))) for p in listed}
+
+
 async def list_scorecards(
-    db: Database, scheme_id: str, period_id: str, size: int, after: str | None
+    db: Database, scheme_id: str, period_id: str, size: int, after: str | None, board: ScorecardBoard | None = None
 ) -> list[ScorecardView]:
     """A page of the period's scorecards the caller may read; only the page's are explained."""
+    caller = current_identity()
+    if board is not None and (caller.roles & READ_ALL_ROLES or not caller.person_id):
+        held = await board.page(scheme_id, period_id, size, after)
+        if held is not None:
+            return held
     async with db.read() as s:
         scheme = await load_scheme(s, scheme_id)
         period = scheme.period(period_id, "parent")
         directory = await load_directory(s)
-        caller = current_identity()
         _, content = scheme.version_for(period)
         frozen: dict[str, ScorecardRow] = {}
         if period_id in scheme.closed:
@@ -175,10 +219,11 @@ async def list_scorecards(
             people = set((await s.exec(credited)).all())
             people |= {p for p in directory.people if directory.took_part_in(content, p, period)}
         page = [p for p in sorted(people) if (after is None or p > after) and may_read(caller, directory, p)][:size]
+        if not frozen:
+            found = await open_cards(s, scheme, period, directory, page)
+            return [found[p] for p in page]
         explained = await _explained(s, scheme, period, directory.units, page)
-        if frozen:
-            return [_frozen_view(scheme, period, frozen[p], explained[p], content.payout.currency) for p in page]
-        return [_open_view(scheme, period, p, content, explained[p]) for p in page]
+        return [_frozen_view(scheme, period, frozen[p], explained[p], content.payout.currency) for p in page]
 
 
 # ---- team summaries -------------------------------------------------------------------

@@ -3,9 +3,10 @@
 The platform consumer applies a batch in one transaction with a savepoint
 and several queries per message. Behaviour events come by the thousand a
 second, so this one settles a whole fetched batch with one query per kind of
-lookup and bulk inserts (events, credits, inbox rows) in one transaction,
-then acknowledges. Idempotency is the platform's: an inbox row per event id
-for this consumer, written with the event. Whatever does not fit the fast
+lookup and bulk inserts (events, credits) in one transaction, then
+acknowledges. Idempotency is by event id: the behaviour event row itself
+(a redelivered event is a DUPLICATE of the row its first delivery wrote, so
+no inbox row is needed beside it). Whatever does not fit the fast
 path (a message that is not a CloudEvent or not a well-formed behaviour, a
 rejected one, or a batch whose transaction failed) goes through the
 platform's per-message path, with its bounded redeliveries and dead letters.
@@ -13,16 +14,13 @@ platform's per-message path, with its bounded redeliveries and dead letters.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from nats.aio.msg import Msg
-from sqlmodel import col, select
 
-from services.incentives.app.attribution import CHUNK
+from services.incentives.app.changes import committed
 from services.incentives.app.ingestion import REJECTED, credit_clock, crm_body, crm_observation, record_many
 from services.incentives.messages import Observed
 from services.platform.cloudevents import CloudEvent
-from services.platform.consumer import EventConsumer, InboxRow
-from services.platform.db import utcnow
+from services.platform.consumer import EventConsumer
 from services.platform.log import get_logger
 
 log = get_logger(__name__)
@@ -66,24 +64,9 @@ class CrmBehaviourConsumer(EventConsumer):
         """Applies the batch; returns the messages left for the per-message path."""
         async with self.db.write() as uow:
             s = uow.session
-            ids = sorted({event.id for _, event, _ in batch})
-            seen: set[str] = set()
-            for start in range(0, len(ids), CHUNK):
-                query = select(InboxRow.event_id).where(
-                    InboxRow.consumer == self.name, col(InboxRow.event_id).in_(ids[start : start + CHUNK])
-                )
-                seen.update((await s.exec(query)).all())
-            fresh = [(msg, event, o) for msg, event, o in batch if event.id not in seen]
-            outcomes = await record_many(s, [o for _, _, o in fresh], await credit_clock(s))
-            rejected = {o.id for o in outcomes if o.kind == REJECTED}
-            now = utcnow()
-            inbox = {
-                event.id: {"consumer": self.name, "event_id": event.id, "type": event.type, "received_at": now}
-                for _, event, _ in fresh
-                if event.id not in rejected
-            }
-            if inbox:
-                await s.execute(sa.insert(InboxRow), list(inbox.values()))
+            outcomes = await record_many(s, [o for _, _, o in batch], await credit_clock(s))
+        committed(self.db)
+        rejected = {o.id for o in outcomes if o.kind == REJECTED}
         left = [msg for msg, event, _ in batch if event.id in rejected]
         for msg, event, _ in batch:
             if event.id not in rejected:

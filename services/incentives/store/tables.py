@@ -224,3 +224,20 @@ class DeadLetterDecisionRow(SQLModel, table=True):
     decided_by: str = Field(max_length=300)
     decide_time: datetime
     revision: int = 2  # the pending dead letter is revision 1
+
+
+class ScorecardChangeRow(SQLModel, table=True):
+    """Who a committed change may have moved the open scorecards of: written
+    in the change's transaction, followed by every replica's in-memory
+    scorecards (`app/scorecard_view.py`), pruned after a while. One row per
+    transaction, its people coalesced; `everyone` for changes that touch
+    every scorecard (a scheme published, a period closed, the unit tree)."""
+
+    __tablename__ = "scorecard_changes"
+
+    seq: int | None = Field(
+        default=None, sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)
+    )
+    people: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    everyone: bool = False
+    change_time: datetime = Field(index=True)

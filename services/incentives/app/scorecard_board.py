@@ -1,0 +1,282 @@
+"""Open periods' scorecards held in memory, what GetScorecard and ListScorecards
+answer callers who may read every scorecard (HR, programme leads, the person
+themselves) without a query.
+
+A period is loaded when first asked for, in the background (until then, and
+for closed periods, managers' reads and anything the board cannot hold, reads
+are computed from the database as before), then kept current by following
+`scorecard_changes` (`app/changes.py`): each change names the people it
+touched, and those people's scorecards are computed again with the same
+queries a read from the database runs; a change for `everyone` (a scheme
+published, a period closed, the unit tree) drops the loaded periods, which
+load again on the next read.
+
+Freshness: a change committed through this replica is seen by the next read
+(the commit marks the board stale and the read catches up first); changes
+through other replicas within `poll_seconds` (100 ms) plus the time to
+recompute the people they name. A board that has not caught up for
+`stale_seconds` (the database is unreachable) is not used. After a restart
+the board starts empty and loads from the database, so it is never behind.
+Sequence numbers may commit out of order on PostgreSQL, so numbers skipped
+below the highest seen are looked at again until they appear or
+`gap_seconds` pass, as the roles service's decision view does.
+
+Memory: at most `max_periods` periods (least recently read dropped first),
+each of at most `max_credits` counted credits (a larger one is read from the
+database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlmodel import col, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.incentives.app.counting import counting_in
+from services.incentives.app.directory import SchemeState, load_directory, load_scheme
+from services.incentives.app.scorecards import ScorecardView, open_cards, zero_card
+from services.incentives.domain.periods import Period
+from services.incentives.store.tables import CreditRow, ScorecardChangeRow
+from services.platform.db import Database, utcnow
+from services.platform.log import get_logger
+
+log = get_logger(__name__)
+
+Key = tuple[str, str]  # (scheme id, period id)
+CHUNK = 5000  # people recomputed per query (drivers cap a query's parameters)
+PRUNE_EVERY_SECONDS = 60.0
+
+
+@dataclass
+class _Period:
+    scheme: SchemeState
+    period: Period
+    cards: dict[str, ScorecardView]
+    order: list[str] = field(default_factory=list)  # sorted people, for pages; rebuilt when emptied
+
+    def sorted_people(self) -> list[str]:
+        if len(self.order) != len(self.cards):
+            self.order = sorted(self.cards)
+        return self.order
+
+
+class ScorecardBoard:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        poll_seconds: float = 0.1,
+        gap_seconds: float = 10.0,
+        stale_seconds: float = 5.0,
+        retention_seconds: float = 3600.0,
+        max_periods: int = 4,
+        max_credits: int = 200_000,
+    ):
+        self.db = db
+        self.poll_seconds = poll_seconds
+        self.gap_seconds = gap_seconds
+        self.stale_seconds = stale_seconds
+        self.retention_seconds = retention_seconds
+        self.max_periods = max_periods
+        self.max_credits = max_credits
+        self._held: OrderedDict[Key, _Period] = OrderedDict()
+        self._loading: dict[Key, asyncio.Task[None]] = {}
+        self._refused: dict[Key, float] = {}  # not held (closed, too large, failed) until this monotonic time
+        self._seq: int | None = None  # the last change applied; None until the first catch-up
+        self._gaps: dict[int, float] = {}  # skipped sequence number -> first seen missing
+        self._synced = 0.0  # monotonic time of the last catch-up that succeeded
+        self._pruned = 0.0
+        # Commits seen by this process, and how many of them the board has applied.
+        self._commits = 0
+        self._applied = -1
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        db.after_commit.append(self.mark_stale)
+
+    def mark_stale(self) -> None:
+        """Called after every commit of this process that may move a scorecard."""
+        self._commits += 1
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._follow(), name="scorecard-board")
+
+    async def stop(self) -> None:
+        tasks = [t for t in [self._task, *self._loading.values()] if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _follow(self) -> None:
+        failing = False
+        while True:
+            try:
+                await self.catch_up()
+                if time.monotonic() - self._pruned > PRUNE_EVERY_SECONDS:
+                    await self._prune()
+            except Exception as exc:  # the database is down: retry, say so once
+                if not failing:
+                    log.warning("scorecard_board.catch_up_failed", error=str(exc) or type(exc).__name__)
+                failing = True
+            else:
+                if failing:
+                    log.info("scorecard_board.caught_up_again")
+                failing = False
+            await asyncio.sleep(self.poll_seconds)
+
+    # ---- reading -------------------------------------------------------------------
+
+    async def card(self, scheme_id: str, period_id: str, person_id: str) -> ScorecardView | None:
+        """The person's open scorecard, or None when the board does not hold the period."""
+        held = await self._period((scheme_id, period_id))
+        if held is None:
+            return None
+        found = held.cards.get(person_id)
+        # No counted event and not taking part: a scorecard of zero, as the database path gives.
+        return found if found is not None else zero_card(held.scheme, held.period, person_id)
+
+    async def page(self, scheme_id: str, period_id: str, size: int, after: str | None) -> list[ScorecardView] | None:
+        """A page of the period's scorecards (everyone's), or None when the board does not hold the period."""
+        held = await self._period((scheme_id, period_id))
+        if held is None:
+            return None
+        people = held.sorted_people()
+        start = 0 if after is None else bisect.bisect_right(people, after)
+        return [held.cards[p] for p in people[start : start + size]]
+
+    async def _period(self, key: Key) -> _Period | None:
+        if key not in self._held:
+            self._want(key)
+            return None
+        if self._applied < self._commits:
+            try:
+                await self.catch_up(self._commits)
+            except Exception:  # the database is unreachable: the caller's own path says so
+                return None
+        if time.monotonic() - self._synced > self.stale_seconds:
+            return None
+        held = self._held.get(key)  # a catch-up may have dropped it
+        if held is not None:
+            self._held.move_to_end(key)
+        return held
+
+    # ---- following -----------------------------------------------------------------
+
+    async def catch_up(self, wanted: int | None = None) -> None:
+        """Applies the changes committed since the last catch-up; `wanted` skips
+        the work if a catch-up that began after that many commits has finished."""
+        async with self._lock:
+            if wanted is not None and self._applied >= wanted:
+                return
+            covers = self._commits  # every commit counted here is visible to the reads below
+            async with self.db.read() as s:
+                if self._seq is None:
+                    last = select(sa.func.coalesce(sa.func.max(ScorecardChangeRow.seq), 0))
+                    self._seq = int((await s.exec(last)).one() or 0)
+                else:
+                    await self._apply_changes(s, self._seq)
+            self._applied = max(self._applied, covers)
+            self._synced = time.monotonic()
+
+    async def _apply_changes(self, s: AsyncSession, cursor: int) -> None:
+        now = time.monotonic()
+        gaps = {seq: seen for seq, seen in self._gaps.items() if now - seen < self.gap_seconds}
+        query = select(ScorecardChangeRow.seq, ScorecardChangeRow.people, ScorecardChangeRow.everyone).where(
+            or_(col(ScorecardChangeRow.seq) > cursor, col(ScorecardChangeRow.seq).in_(list(gaps)))
+        )
+        rows = (await s.exec(query.order_by(col(ScorecardChangeRow.seq)))).all()
+        last, everyone, people = cursor, False, set()
+        for row_seq, named, for_everyone in rows:
+            seq = int(row_seq or 0)
+            if seq > last:
+                for missing in range(last + 1, seq):
+                    gaps.setdefault(missing, now)
+                last = seq
+            gaps.pop(seq, None)
+            everyone = everyone or bool(for_everyone)
+            people.update(named)
+        if everyone:
+            self._held.clear()
+            self._refused.clear()
+        elif people:
+            for held in list(self._held.values()):
+                await self._recompute(s, held, sorted(people))
+        # Only now: a recompute that fails (database gone, call cancelled) is retried in full.
+        self._seq, self._gaps = last, gaps
+
+    async def _recompute(self, s: AsyncSession, held: _Period, people: list[str]) -> None:
+        for start in range(0, len(people), CHUNK):
+            part = people[start : start + CHUNK]
+            directory = await load_directory(s, part)
+            found = await open_cards(s, held.scheme, held.period, directory, part)
+            for person in part:
+                if person in found:
+                    held.cards[person] = found[person]
+                else:
+                    held.cards.pop(person, None)
+            held.order = []
+
+    async def _prune(self) -> None:
+        """Forgets changes every replica has long applied (any replica may do it)."""
+        self._pruned = time.monotonic()
+        cutoff = utcnow() - timedelta(seconds=self.retention_seconds)
+        async with self.db.write() as uow:
+            await uow.session.execute(sa.delete(ScorecardChangeRow).where(col(ScorecardChangeRow.change_time) < cutoff))
+
+    # ---- loading -------------------------------------------------------------------
+
+    def _want(self, key: Key) -> None:
+        if key in self._loading or self._refused.get(key, 0.0) > time.monotonic():
+            return
+        task = asyncio.create_task(self._load(key), name=f"scorecard-board-load-{key[0]}-{key[1]}")
+        self._loading[key] = task
+        task.add_done_callback(lambda _: self._loading.pop(key, None))
+
+    async def _load(self, key: Key) -> None:
+        started = time.monotonic()
+        try:
+            async with self._lock:  # no catch-up meanwhile: the load reflects every change up to the cursor
+                if self._seq is None:
+                    return  # not following yet: the next read asks again
+                async with self.db.read() as s:
+                    held = await self._compute(s, key)
+                if held is None:
+                    self._refused[key] = time.monotonic() + 60.0
+                    return
+                self._held[key] = held
+                while len(self._held) > self.max_periods:
+                    self._held.popitem(last=False)
+        except Exception as exc:  # an unknown scheme or period, no version in force, the database down
+            self._refused[key] = time.monotonic() + 5.0
+            log.info("scorecard_board.not_loaded", scheme=key[0], period=key[1], reason=str(exc) or type(exc).__name__)
+            return
+        log.info(
+            "scorecard_board.loaded",
+            scheme=key[0],
+            period=key[1],
+            scorecards=len(held.cards),
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+    async def _compute(self, s: AsyncSession, key: Key) -> _Period | None:
+        scheme_id, period_id = key
+        scheme = await load_scheme(s, scheme_id)
+        if period_id in scheme.closed:
+            return None  # frozen in the database
+        period = scheme.period(period_id)
+        _, content = scheme.version_for(period)
+        directory = await load_directory(s)
+        conditions = counting_in(content, period, directory.units, scheme.close_times())
+        counted = (await s.exec(select(sa.func.count()).select_from(CreditRow).where(*conditions))).one()
+        if int(counted) > self.max_credits:
+            return None
+        return _Period(scheme, period, await open_cards(s, scheme, period, directory, None))
