@@ -135,6 +135,9 @@ class ScorecardBoard:
 
     # ---- reading -------------------------------------------------------------------
 
+    def holds(self, scheme_id: str, period_id: str) -> bool:
+        return (scheme_id, period_id) in self._held
+
     async def card(self, scheme_id: str, period_id: str, person_id: str) -> ScorecardView | None:
         """The person's open scorecard, or None when the board does not hold the period."""
         held = await self._period((scheme_id, period_id))
