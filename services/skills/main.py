@@ -25,6 +25,7 @@ from services.skills.api.permissions import PERMISSIONS
 from services.skills.app import projection
 from services.skills.app.expiry import ExpirySweep
 from services.skills.settings import SkillsSettings
+from services.skills.store.fit_view import FitView
 
 SERVICE_NAMES = [
     catalogue_pb2.DESCRIPTOR.services_by_name["CatalogueService"].full_name,
@@ -34,12 +35,13 @@ SERVICE_NAMES = [
 
 
 class SkillsApp(ServiceApp):
-    """The platform's ServiceApp with the two parts that run beside the gRPC
-    server (the projection of the roles service's events and the expiry
-    sweep), and a way to rebuild the projection."""
+    """The platform's ServiceApp with the parts that run beside the gRPC
+    server (the projection of the roles service's events, the expiry sweep
+    and GetRoleFit's in-memory view), and a way to rebuild the projection."""
 
-    def __init__(self, settings: SkillsSettings, db: Database, **kwargs: Any):
+    def __init__(self, settings: SkillsSettings, db: Database, fit_view: FitView, **kwargs: Any):
         super().__init__(settings, db=db, **kwargs)
+        self.fit_view = fit_view
         # The consumer needs the app's NATS link, so it joins the background parts here.
         self.projection = EventConsumer(
             self.db,
@@ -51,7 +53,7 @@ class SkillsApp(ServiceApp):
             ack_wait_seconds=settings.consumer_ack_wait_seconds,
         )
         self.expiry = ExpirySweep(self.db, settings.expiry_sweep_seconds)
-        self.background += [self.projection, self.expiry]
+        self.background += [self.projection, self.expiry, self.fit_view]
 
     async def rebuild_projection(self) -> None:
         """Drops the projection and reads the roles events again from the start of the stream."""
@@ -60,13 +62,16 @@ class SkillsApp(ServiceApp):
 
 def build(settings: SkillsSettings, db: Database | None = None) -> SkillsApp:
     database = db or Database(settings.resolved_database_url())
+    fit_view = FitView(database, poll_seconds=settings.fit_view_poll_seconds)
 
     def register(server: grpc.aio.Server) -> None:
         catalogue_pb2_grpc.add_CatalogueServiceServicer_to_server(CatalogueServicer(database), server)
         assessments_pb2_grpc.add_AssessmentServiceServicer_to_server(AssessmentServicer(database), server)
-        fit_pb2_grpc.add_RoleFitServiceServicer_to_server(RoleFitServicer(database), server)
+        fit_pb2_grpc.add_RoleFitServiceServicer_to_server(RoleFitServicer(database, fit_view), server)
 
-    return SkillsApp(settings, database, register=register, service_names=SERVICE_NAMES, permissions=PERMISSIONS)
+    return SkillsApp(
+        settings, database, fit_view, register=register, service_names=SERVICE_NAMES, permissions=PERMISSIONS
+    )
 
 
 async def main() -> None:

@@ -10,3 +10,6 @@ class SkillsSettings(ServiceSettings):
     # How often stored levels whose assessments expired are refreshed and
     # their changes published (reads recompute stale levels themselves).
     expiry_sweep_seconds: float = 60.0
+    # How often GetRoleFit's in-memory view looks for changes committed by
+    # other replicas and for projected role changes (its staleness bound).
+    fit_view_poll_seconds: float = 0.1

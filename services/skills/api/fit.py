@@ -16,6 +16,7 @@ from services.skills.app import fit as uc
 from services.skills.app import trends
 from services.skills.domain.model import normalized_value
 from services.skills.domain.trends import trend_days
+from services.skills.store.fit_view import FitView
 
 
 def _role_name(name: str, field: str) -> tuple[str, int | None]:
@@ -57,15 +58,16 @@ def _day_in(value: str, field: str, default: date | None = None) -> date:
 
 
 class RoleFitServicer(fit_pb2_grpc.RoleFitServiceServicer):
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, view: FitView | None = None):
         self.db = db
+        self.view = view
 
     async def GetRoleFit(
         self, request: fit_pb2.GetRoleFitRequest, context: grpc.aio.ServicerContext
     ) -> fit_pb2.RoleFit:
         person_id = parse_name(request.person, "people", "person")
         role_id, version = _role_name(request.role, "role")
-        used, fit, tops = await uc.get_role_fit(self.db, person_id, role_id, version)
+        used, fit, tops = await uc.get_role_fit(self.db, person_id, role_id, version, self.view)
         return messages.role_fit_out(person_id, role_id, used, fit, tops)
 
     async def FindCandidates(

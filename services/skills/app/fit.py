@@ -18,10 +18,11 @@ from services.platform.auth import current_identity
 from services.platform.db import Database, utcnow
 from services.platform.errors import NotFound, invalid
 from services.skills.app import scales
-from services.skills.app.access import authorize_person_read, authorize_unit_read
+from services.skills.app.access import authorize_person_read, authorize_unit_read, reads_everywhere
 from services.skills.app.levels import current_levels
 from services.skills.domain.fit import Requirement, RoleFit, role_fit
 from services.skills.messages import aware
+from services.skills.store.fit_view import FitView
 from services.skills.store.tables import (
     ProficiencyScaleRow,
     ProjectedAssignmentRow,
@@ -131,10 +132,29 @@ def _fit_query(pinned: bool) -> sa.Select[Any]:
 _FIT_QUERIES = {False: _fit_query(False), True: _fit_query(True)}
 
 
-async def get_role_fit(db: Database, person_id: str, role_id: str, version: int | None) -> tuple[int, RoleFit, Tops]:
+async def get_role_fit(
+    db: Database, person_id: str, role_id: str, version: int | None, view: FitView | None = None
+) -> tuple[int, RoleFit, Tops]:
+    """From the in-memory view where it can answer (services/skills/store/fit_view.py)
+    for a caller who may read anyone's skills or their own; else from the database."""
+    now = utcnow()
+    caller = current_identity()
+    if view is not None and (reads_everywhere(caller) or caller.person_id == person_id):
+        held = await view.fit(person_id, role_id, version, now)
+        if held is not None:
+            reqs = RoleRequirements(role_id, held.version, held.requirements)
+            return held.version, fit_of(reqs, held.levels), held.tops
+    answer = await _stored_role_fit(db, person_id, role_id, version, now)
+    if view is not None:
+        view.person_seen(person_id)  # the database knows them: the view may answer next time
+    return answer
+
+
+async def _stored_role_fit(
+    db: Database, person_id: str, role_id: str, version: int | None, now: datetime
+) -> tuple[int, RoleFit, Tops]:
     """One statement reads the person, the role's requirements and the
     person's levels in them; errors and stale levels take the long way."""
-    now = utcnow()
     params = {"person": person_id, "role": role_id, "version": version}
     async with db.read() as s:
         rows = (await (await s.connection()).execute(_FIT_QUERIES[version is not None], params)).all()
