@@ -8,11 +8,13 @@ test's outcome. The soak (tests/faults/soak/) runs only with `--soak`.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 
 import pytest
 
 from tests.support.fault_record import Scenario, format_table
+from tests.support.fleet import Fleet, running_fleet
+from tests.support.tokens import TokenMint
 
 RECORD = pytest.StashKey[list[Scenario]]()
 
@@ -64,6 +66,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.write_sep("=", "fault scenarios")
         for line in format_table(rows):
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory, mint: TokenMint) -> Iterator[Fleet]:
+    """roles, skills and incentives as processes (SQLite) with the test company, one set a module."""
+    with running_fleet(tmp_path_factory.mktemp("fleet"), mint) as running:
+        yield running
 
 
 def _short_name(node: pytest.Item | pytest.Collector) -> str:

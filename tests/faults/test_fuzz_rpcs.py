@@ -13,103 +13,24 @@ Examples per method: ENGAGE_FUZZ_EXAMPLES (default 12).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import importlib
 import os
-import pkgutil
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
-import engage
 import grpc
 import pytest
-from engage.roles.v1 import directory_pb2_grpc, roles_pb2_grpc
-from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import MethodDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.company import load_company
-from tests.support.nats_server import NatsServer
-from tests.support.processes import IncentivesProcess, RolesProcess, ServiceProcess, SkillsProcess
+from tests.support.fleet import Fleet, served_methods
 from tests.support.proto_strategies import message_class, messages
-from tests.support.tokens import TokenMint
 
 EXAMPLES = int(os.environ.get("ENGAGE_FUZZ_EXAMPLES", "12"))
 FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED}
 CALL_SECONDS = 10.0
-
-
-@dataclass
-class Fleet:
-    services: dict[str, ServiceProcess]
-    metadata: tuple[tuple[str, str], ...]
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory, mint: TokenMint) -> Iterator[Fleet]:
-    workdir = tmp_path_factory.mktemp("fuzz")
-    nats = NatsServer(workdir / "nats")
-    nats.start()
-    kinds: dict[str, type[ServiceProcess]] = {
-        "roles": RolesProcess,
-        "skills": SkillsProcess,
-        "incentives": IncentivesProcess,
-    }
-    quick_stop = {"ENGAGE_DRAIN_SECONDS": "0", "ENGAGE_GRACE_SECONDS": "1"}
-    services = {
-        name: kind(f"sqlite+aiosqlite:///{workdir / name}.db", nats.url, mint, workdir, **quick_stop)
-        for name, kind in kinds.items()
-    }
-    admin = mint.metadata("fuzz-admin", roles=["hr_admin"], person="A1")
-    try:
-        with ThreadPoolExecutor(len(services)) as pool:  # the three start side by side
-            list(pool.map(_migrate_and_start, services.values()))
-        asyncio.run(_load_company(services["roles"].target, admin))
-        yield Fleet(services, admin)
-    finally:
-        for service in services.values():
-            service.stop()
-        nats.stop()
-
-
-def _migrate_and_start(service: ServiceProcess) -> None:
-    service.migrate()
-    service.start()
-
-
-async def _load_company(target: str, admin: tuple[tuple[str, str], ...]) -> None:
-    async with grpc.aio.insecure_channel(target) as channel:
-        client = SimpleNamespace(
-            directory=directory_pb2_grpc.DirectoryServiceStub(channel),
-            roles=roles_pb2_grpc.RoleServiceStub(channel),
-            admin=admin,
-        )
-        await load_company(client)
-
-
-def _import_generated_code() -> None:
-    """Registers every Engage message and service in the default descriptor pool."""
-    for module in pkgutil.walk_packages(engage.__path__, "engage."):
-        if module.name.endswith("_pb2"):
-            importlib.import_module(module.name)
-
-
-def served_methods(channel: grpc.Channel) -> list[MethodDescriptor]:
-    """Every method of every Engage service the server lists through reflection."""
-    _import_generated_code()
-    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-    answers = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
-    names = [s.name for answer in answers for s in answer.list_services_response.service]
-    pool = descriptor_pool.Default()
-    return [m for n in sorted(names) if n.startswith("engage.") for m in pool.FindServiceByName(n).methods]
 
 
 def fuzz_method(channel: grpc.Channel, method: MethodDescriptor, metadata: object, codes: Counter[str]) -> list[str]:

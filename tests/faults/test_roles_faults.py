@@ -10,22 +10,15 @@ import pytest
 from engage.roles.v1 import directory_pb2, directory_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.support.company import ROOT_UNIT, person_in_root
 from tests.support.events import published
 from tests.support.grpc_errors import call_error
 from tests.support.processes import PostgresServer, RolesProcess
 from tests.support.waiting import eventually
 
-ROOT_UNIT = directory_pb2.CreateOrgUnitRequest(
-    org_unit_id="ROOT", org_unit=directory_pb2.OrgUnit(display_name="Root", kind=directory_pb2.ORG_UNIT_KIND_COMPANY)
-)
-
 
 def person(i: int) -> directory_pb2.CreatePersonRequest:
-    return directory_pb2.CreatePersonRequest(
-        person_id=f"F{i:05d}",
-        request_id=f"req-F{i:05d}",
-        person=directory_pb2.Person(display_name=f"P{i}", org_unit="orgUnits/ROOT", management_level=2),
-    )
+    return person_in_root(f"F{i:05d}")
 
 
 async def test_sigterm_during_200_calls_fails_none_and_health_turns_first(tmp_path, mint, nats_server, scenario):

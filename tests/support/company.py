@@ -85,6 +85,20 @@ async def stream(
         yield row
 
 
+ROOT_UNIT = directory_pb2.CreateOrgUnitRequest(
+    org_unit_id="ROOT", org_unit=directory_pb2.OrgUnit(display_name="Root", kind=directory_pb2.ORG_UNIT_KIND_COMPANY)
+)
+
+
+def person_in_root(person_id: str) -> directory_pb2.CreatePersonRequest:
+    """A create of a person under ROOT_UNIT, with a request id of its own (the same on every retry)."""
+    return directory_pb2.CreatePersonRequest(
+        person_id=person_id,
+        request_id=f"req-{person_id}",
+        person=directory_pb2.Person(display_name=f"Person {person_id}", org_unit="orgUnits/ROOT", management_level=2),
+    )
+
+
 def eur(units: int) -> money_pb2.Money:
     return money_pb2.Money(currency_code="EUR", units=units)
 

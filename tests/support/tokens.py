@@ -1,4 +1,4 @@
-"""A real key pair and JWKS file, and tokens signed with it."""
+"""A real key pair and JWKS file, tokens signed with it, and the tokens that must be refused."""
 
 from __future__ import annotations
 
@@ -49,3 +49,30 @@ class TokenMint:
 
     def metadata(self, *args: Any, **kwargs: Any) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.token(*args, **kwargs)}"),)
+
+
+def refused_authorizations(mint: TokenMint) -> dict[str, str | None]:
+    """`authorization` values every service and the gateway must refuse, by what is wrong with them
+    (None: no header at all). Each but the key is a well-formed, signed, HR administrator's token."""
+    now = int(time.time())
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    unsigned = jwt.encode(
+        {"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 60, "engage_roles": ["hr_admin"]},
+        key=None,
+        algorithm="none",
+    )
+    good = mint.token(roles=["hr_admin"])
+    header, payload, signature = good.split(".")
+    tampered = ".".join([header, payload[:-4] + ("AAAA" if not payload.endswith("AAAA") else "BBBB"), signature])
+    bearer = {
+        "expired": mint.token(roles=["hr_admin"], exp=now - 10, iat=now - 100),
+        "not yet valid": mint.token(roles=["hr_admin"], nbf=now + 3600),
+        "wrong audience": mint.token(roles=["hr_admin"], aud="someone-else"),
+        "wrong issuer": mint.token(roles=["hr_admin"], iss="evil"),
+        "alg none": unsigned,
+        "tampered claims": tampered,
+        "tampered signature": good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB"),
+        "wrong key": mint.token(roles=["hr_admin"], key=other_key),
+        "unknown kid": mint.token(roles=["hr_admin"], kid="other"),
+    }
+    return {"missing": None, "not bearer": "garbage", **{what: f"Bearer {t}" for what, t in bearer.items()}}
