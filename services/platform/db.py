@@ -21,12 +21,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.platform import sqlite_driver
 from services.platform.audit import AuditRecord, audit_values
 from services.platform.cloudevents import CloudEvent
 from services.platform.log import get_logger
 from services.platform.outbox import OutboxRow
 
 log = get_logger(__name__)
+OUTBOX: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
+AUDIT: sa.Table = AuditRecord.__table__  # type: ignore[attr-defined]
 
 
 def utcnow() -> datetime:
@@ -35,25 +38,37 @@ def utcnow() -> datetime:
 
 
 class UnitOfWork:
-    """A transaction in progress; `emit` adds an event to the same transaction."""
+    """A transaction in progress; `emit` adds an event to the same transaction.
+
+    Emitted events are inserted (outbox and audit rows) as the unit's last
+    statements, in emit order, as plain rows: an ORM object per event cost
+    more than the rest of a small write.
+    """
 
     def __init__(self, session: AsyncSession):
         self.session = session
         self.events: list[CloudEvent] = []
+        self._unwritten: list[tuple[dict[str, Any], dict[str, Any]]] = []  # outbox and audit rows
 
     def emit(self, event: CloudEvent) -> None:
         self.events.append(event)
-        self.session.add(OutboxRow.from_event(event))
-        self.session.add(AuditRecord(**audit_values(event)))
+        # Both rows now: the audit row takes the request id of the call in progress.
+        self._unwritten.append((OutboxRow.values_of(event), audit_values(event)))
 
     async def emit_many(self, events: list[CloudEvent]) -> None:
-        """Bulk form of `emit` for imports: plain values in multi-row INSERTs."""
-        self.events.extend(events)
-        rows = [OutboxRow.values_of(e) for e in events]
-        audits = [audit_values(e) for e in events]
-        for start in range(0, len(rows), 5000):
-            await self.session.execute(sa.insert(OutboxRow), rows[start : start + 5000])
-            await self.session.execute(sa.insert(AuditRecord), audits[start : start + 5000])
+        """`emit` for imports: written at once, in multi-row INSERTs."""
+        for each in events:
+            self.emit(each)
+        await self.write_events()
+
+    async def write_events(self) -> None:
+        """Inserts the events emitted so far (`Database.write` calls it before committing)."""
+        unwritten, self._unwritten = self._unwritten, []
+        conn = await self.session.connection()
+        for start in range(0, len(unwritten), 5000):
+            chunk = unwritten[start : start + 5000]
+            await conn.execute(OUTBOX.insert(), [outbox for outbox, _ in chunk])
+            await conn.execute(AUDIT.insert(), [audit for _, audit in chunk])
 
 
 class GroupCommit:
@@ -91,6 +106,7 @@ class GroupCommit:
                     uow = UnitOfWork(session)
                     async with session.begin():  # SAVEPOINT ... RELEASE, or ROLLBACK TO it
                         yield uow
+                        await uow.write_events()
             except BaseException as exc:
                 if group.conn.invalidated or _driver_failure(exc):
                     await self._abort(group, exc)  # the connection itself failed: the group cannot commit
@@ -168,6 +184,8 @@ class Database:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
+            if parsed.get_driver_name() == "aiosqlite":
+                kwargs["module"] = sqlite_driver.dbapi()  # one thread hop per statement
         else:
             kwargs.update(
                 pool_size=pool_size,
@@ -201,6 +219,7 @@ class Database:
             uow = UnitOfWork(session)
             async with session.begin():
                 yield uow
+                await uow.write_events()
         if uow.events:
             self._committed()
 

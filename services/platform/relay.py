@@ -4,8 +4,11 @@ Each event is published with `Nats-Msg-Id` = event id, so a republish after
 a crash between the broker's acknowledgement and marking the row is dropped
 by JetStream as a duplicate. On PostgreSQL several replicas relay side by
 side: each claims a batch with `FOR UPDATE SKIP LOCKED` for the time of the
-publish. A broker or database outage only delays events: rows stay in the
-outbox until acknowledged.
+publish. On SQLite (one relay per database file) rows are marked in the
+background while the next batch goes out, so marking never holds up
+publishing. A broker or database outage only delays events: rows stay in the
+outbox until acknowledged. `published_at` is the time JetStream acknowledged
+the row.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -48,6 +51,12 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        # SQLite: the last row published by this process, and acknowledged
+        # rows not yet marked (seqs, acknowledgement time).
+        self._published_up_to = 0
+        self._unmarked: list[tuple[list[int], datetime]] = []
+        self._marks_due = asyncio.Event()
+        self._marker: asyncio.Task[None] | None = None
         db.after_commit.append(self.wake)
 
     def wake(self) -> None:
@@ -55,6 +64,8 @@ class OutboxRelay:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        if not self.db.is_postgres:
+            self._marker = asyncio.create_task(self._mark_in_background(), name="outbox-marker")
 
     async def stop(self, flush_seconds: float = 5.0) -> None:
         """Stops the loop, then publishes what is left for up to `flush_seconds`.
@@ -64,16 +75,16 @@ class OutboxRelay:
         """
         self._stopping = True
         self.wake()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if not self.link.ready.is_set():
-            return
+        for task in (self._task, self._marker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         with contextlib.suppress(Exception):
             async with asyncio.timeout(flush_seconds):
-                while await self.publish_batch() > 0:
+                while self.link.ready.is_set() and await self.publish_batch() > 0:
                     pass
+                await self.mark_published()
 
     async def _run(self) -> None:
         backoff = 0.1
@@ -114,16 +125,19 @@ class OutboxRelay:
             async with self.db.write() as uow:
                 rows = (await uow.session.exec(query.with_for_update(skip_locked=True))).all()
                 done = await self._publish(rows)
-                await self._mark(uow.session, done)
+                acked_at = utcnow()
+                await self._mark(uow.session, _seqs(done), acked_at)
         else:
-            # SQLite has one relay per database file; publishing outside the
-            # write lock keeps writers flowing.
+            # Publishing outside the write lock keeps writers flowing; the
+            # rows published but not yet marked are past `_published_up_to`.
             async with self.db.read() as session:
-                rows = (await session.exec(query)).all()
+                rows = (await session.exec(query.where(col(OutboxRow.seq) > self._published_up_to))).all()
             done = await self._publish(rows)
+            acked_at = utcnow()
             if done:
-                async with self.db.write() as uow:
-                    await self._mark(uow.session, done)
+                self._published_up_to = done[-1].seq or 0
+                self._unmarked.append((_seqs(done), acked_at))
+                self._marks_due.set()
         if len(done) < len(rows):
             raise ConnectionError(f"{len(rows) - len(done)} of {len(rows)} events not acknowledged")
         return len(done)
@@ -150,11 +164,39 @@ class OutboxRelay:
         metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(done))
         return done
 
-    async def _mark(self, session: AsyncSession, rows: Sequence[OutboxRow]) -> None:
-        if rows:
+    async def _mark(self, session: AsyncSession, seqs: list[int], acked_at: datetime) -> None:
+        if seqs:
             await session.execute(
-                sa.update(OutboxRow).where(col(OutboxRow.seq).in_([r.seq for r in rows])).values(published_at=utcnow())
+                sa.update(OutboxRow).where(col(OutboxRow.seq).in_(seqs)).values(published_at=acked_at)
             )
+
+    async def _mark_in_background(self) -> None:
+        backoff = 0.1
+        while True:
+            await self._marks_due.wait()
+            self._marks_due.clear()
+            try:
+                await self.mark_published()
+                backoff = 0.1
+            except Exception as exc:  # the database is down: the marks wait, the rows stay published
+                log.warning("outbox.mark_failed", error=str(exc) or type(exc).__name__, retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                self._marks_due.set()
+
+    async def mark_published(self) -> None:
+        """Marks the rows published since the last call (SQLite), in one transaction."""
+        pending, self._unmarked = self._unmarked, []
+        if not pending:
+            return
+        try:
+            async with self.db.write() as uow:
+                for seqs, acked_at in pending:
+                    for start in range(0, len(seqs), 500):  # drivers cap a statement's parameters
+                        await self._mark(uow.session, seqs[start : start + 500], acked_at)
+        except BaseException:
+            self._unmarked[:0] = pending
+            raise
 
     async def backlog(self) -> int:
         async with self.db.read() as session:
@@ -180,3 +222,7 @@ class OutboxRelay:
                     col(OutboxRow.seq) < newest,
                 )
             )
+
+
+def _seqs(rows: Sequence[OutboxRow]) -> list[int]:
+    return [r.seq or 0 for r in rows]

@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -53,19 +54,27 @@ def active_at(at: datetime) -> Any:
     )
 
 
-async def authorize_in_unit(s: AsyncSession, caller: Identity, unit: OrgUnitRow, action: str) -> None:
+async def authorize_in_unit(s: AsyncSession, caller: Identity, unit_id: str, unit_path: str, action: str) -> None:
     """HR administrators act everywhere; a manager only in the units they head
     and everything below them."""
     if caller.is_admin:
         return
     if caller.person_id:
         headed = (await s.exec(select(OrgUnitRow.path).where(OrgUnitRow.manager_id == caller.person_id))).all()
-        if any(unit.path.startswith(path) for path in headed):
+        if any(unit_path.startswith(path) for path in headed):
             return
     raise PermissionDenied(
-        f"{caller.actor} may not {action} in orgUnits/{unit.id}: it is outside the units they manage",
+        f"{caller.actor} may not {action} in orgUnits/{unit_id}: it is outside the units they manage",
         "OUTSIDE_MANAGED_SCOPE",
     )
+
+
+async def _one(conn: AsyncConnection, query: Any, name: str) -> sa.Row[Any]:
+    """The single row of a query by key, or NOT_FOUND for `name`."""
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFound(f"{name} does not exist")
+    return row
 
 
 async def create_assignment(db: Database, new: NewAssignment, request_id: str, request: Message) -> AssignmentRow:
@@ -74,12 +83,30 @@ async def create_assignment(db: Database, new: NewAssignment, request_id: str, r
         s = uow.session
         if earlier := await recall_created(s, request_id, "CreateAssignment", request, AssignmentRow):
             return earlier
+        # Plain column reads, no ORM objects: this is the service's busiest write.
+        conn = await s.connection()
         # Locking the person serialises their assignments, so two concurrent
         # creates cannot both pass the overlap check.
-        person = await get_or_404(s, PersonRow, new.person_id, f"people/{new.person_id}", lock=True)
-        role = await get_or_404(s, RoleRow, new.role_id, f"roles/{new.role_id}")
-        unit = await get_or_404(s, OrgUnitRow, new.org_unit_id, f"orgUnits/{new.org_unit_id}")
-        await authorize_in_unit(s, caller, unit, "assign roles")
+        person = await _one(
+            conn,
+            sa.select(col(PersonRow.id), col(PersonRow.status), col(PersonRow.management_level))
+            .where(col(PersonRow.id) == new.person_id)
+            .with_for_update(),
+            f"people/{new.person_id}",
+        )
+        role = await _one(
+            conn,
+            sa.select(col(RoleRow.id), col(RoleRow.state), col(RoleRow.version), col(RoleRow.management_level)).where(
+                col(RoleRow.id) == new.role_id
+            ),
+            f"roles/{new.role_id}",
+        )
+        unit = await _one(
+            conn,
+            sa.select(col(OrgUnitRow.path)).where(col(OrgUnitRow.id) == new.org_unit_id),
+            f"orgUnits/{new.org_unit_id}",
+        )
+        await authorize_in_unit(s, caller, new.org_unit_id, unit.path, "assign roles")
         now = utcnow()
         valid_from = new.valid_from or now
         if new.valid_to is not None and new.valid_to <= valid_from:
@@ -134,17 +161,17 @@ async def _refuse_overlap(
     end: datetime | None,
     ignore_id: str | None,
 ) -> None:
-    query = select(AssignmentRow).where(
-        AssignmentRow.person_id == person_id,
-        AssignmentRow.role_id == role_id,
-        AssignmentRow.org_unit_id == unit_id,
+    query = sa.select(col(AssignmentRow.id)).where(
+        col(AssignmentRow.person_id) == person_id,
+        col(AssignmentRow.role_id) == role_id,
+        col(AssignmentRow.org_unit_id) == unit_id,
         or_(col(AssignmentRow.valid_to).is_(None), col(AssignmentRow.valid_to) > start),
     )
     if end is not None:
         query = query.where(col(AssignmentRow.valid_from) < end)
     if ignore_id:
-        query = query.where(AssignmentRow.id != ignore_id)
-    clash = (await s.exec(query.limit(1))).first()
+        query = query.where(col(AssignmentRow.id) != ignore_id)
+    clash = (await (await s.connection()).execute(query.limit(1))).first()
     if clash is not None:
         raise FailedPrecondition(
             f"people/{person_id} already holds roles/{role_id} in orgUnits/{unit_id} for an overlapping "
@@ -200,7 +227,7 @@ async def _load_for_change(uow: UnitOfWork, assignment_id: str, etag: str, actio
     row = await get_or_404(s, AssignmentRow, assignment_id, f"assignments/{assignment_id}", lock=True)
     check_etag(etag, f"assignments/{assignment_id}", row.revision)
     unit = await get_or_404(s, OrgUnitRow, row.org_unit_id, f"orgUnits/{row.org_unit_id}")
-    await authorize_in_unit(s, current_identity(), unit, action)
+    await authorize_in_unit(s, current_identity(), unit.id, unit.path, action)
     if row.valid_to is not None and row.valid_to <= utcnow():
         raise FailedPrecondition(f"assignments/{assignment_id} has ended", "ASSIGNMENT_ENDED")
     return row
