@@ -13,7 +13,7 @@ class IncentivesSettings(ServiceSettings):
     # Deliveries of an event before it goes to the dead-letter table.
     consumer_max_deliver: int = 5
     # Messages fetched and applied in one transaction by the CRM consumer.
-    crm_batch_size: int = 500
+    crm_batch_size: int = 2000
     # Open periods' scorecards held in memory per replica (0: none), and the
     # largest period held, in counted credits (app/scorecard_board.py).
     scorecard_board_periods: int = 4

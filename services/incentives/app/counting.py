@@ -86,16 +86,23 @@ def counting_in(
 
 
 async def contributions(
-    s: AsyncSession, content: SchemeContent, period: Period, conditions: list[Any], people: Iterable[str] | None
+    s: AsyncSession,
+    content: SchemeContent,
+    period: Period,
+    conditions: list[Any],
+    people: Iterable[str] | None,
+    events: Iterable[str] | None = None,
 ) -> dict[str, list[Contribution]]:
-    """The counted credits of some people (None: everyone's), each explained."""
+    """The counted credits of some people (None: everyone's), of some events
+    (None: all), each explained."""
     result: dict[str, list[Contribution]] = defaultdict(list)
     where = list(conditions)
-    if people is not None:
-        wanted = sorted(set(people))
-        if not wanted:
-            return result
-        where.append(col(C.person_id).in_(wanted))
+    for column, wanted in ((C.person_id, people), (C.event_id, events)):
+        if wanted is not None:
+            listed = sorted(set(wanted))
+            if not listed:
+                return result
+            where.append(col(column).in_(listed))
     # Columns, not ORM rows: a closed period's scorecard explains a hundred events or more.
     query = sa.select(
         col(C.event_id), col(C.person_id), col(C.behaviour_type_id), col(C.occurred_at), col(C.value),
@@ -103,7 +110,8 @@ async def contributions(
     ).where(*where)  # fmt: skip
     for event_id, person, kind, at, value, share, collaborators, departments in (await s.execute(query)).all():
         occurred = messages.aware(at)
-        own = period_containing(occurred, content.calendar)
+        # Most credits occurred in the period itself; only a late one needs its own period found.
+        late = "" if period.start <= occurred < period.end else period_containing(occurred, content.calendar).id
         result[person].append(
             Contribution(
                 event_id=event_id,
@@ -113,7 +121,7 @@ async def contributions(
                 share=share,
                 collaborators=frozenset(collaborators),
                 departments=frozenset(departments),
-                late_from_period=own.id if own.id != period.id else "",
+                late_from_period=late,
             )
         )
     return result

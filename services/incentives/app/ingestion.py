@@ -23,7 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.incentives.app.attribution import CHUNK, Attribution, load_attribution
-from services.incentives.app.changes import committed, note_people
+from services.incentives.app.changes import committed, note_events
 from services.incentives.domain.credits import normalised_shares
 from services.incentives.domain.fairness import month_bounds, over_budget, recognition_month, self_recognition
 from services.incentives.domain.model import EventState, ParkReason
@@ -272,7 +272,7 @@ async def record_many(s: AsyncSession, items: Sequence[Observed], now: datetime)
             )
     await _insert(s, _table(BehaviourEventRow), events)
     await _insert(s, _table(CreditRow), credits)
-    await note_people(s, (c["person_id"] for c in credits))
+    await note_events(s, (c["event_id"] for c in credits))
     first = {id(o) for o in fresh}
     return [outcomes[o.id] if id(o) in first else Outcome(o.id, DUPLICATE) for o in items]
 
@@ -329,7 +329,7 @@ async def replay(s: AsyncSession, rows: Sequence[BehaviourEventRow]) -> list[Beh
         if row.state == EventState.ACCEPTED:
             accepted.append(row)
     await _insert(s, _table(CreditRow), credits)
-    await note_people(s, (c["person_id"] for c in credits))
+    await note_events(s, (r.id for r in accepted))
     return accepted
 
 

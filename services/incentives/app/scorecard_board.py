@@ -5,11 +5,13 @@ themselves) without a query.
 A period is loaded when first asked for, in the background (until then, and
 for closed periods, managers' reads and anything the board cannot hold, reads
 are computed from the database as before), then kept current by following
-`scorecard_changes` (`app/changes.py`): each change names the people it
-touched, and those people's scorecards are computed again with the same
-queries a read from the database runs; a change for `everyone` (a scheme
-published, a period closed, the unit tree) drops the loaded periods, which
-load again on the next read.
+`scorecard_changes` (`app/changes.py`) with the same queries a read from the
+database runs: the credits of newly accepted events are added (credits never
+change, so a batch costs what it adds, not each person's whole month); the
+people whose eligibility changed are counted again; a change for `everyone`
+(a scheme published, a period closed, the unit tree) drops the held periods,
+which load again on the next read. A person's scorecard is built when first
+read after a change.
 
 Freshness: a change committed through this replica is seen by the next read
 (the commit marks the board stale and the read catches up first); changes
@@ -35,15 +37,17 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.incentives.app.counting import counting_in
+from services.incentives.app.counting import contributions, counting_in
 from services.incentives.app.directory import SchemeState, load_directory, load_scheme
-from services.incentives.app.scorecards import ScorecardView, open_cards, zero_card
+from services.incentives.app.scorecards import ScorecardView, open_card
 from services.incentives.domain.periods import Period
+from services.incentives.domain.scoring import Contribution
 from services.incentives.store.tables import CreditRow, ScorecardChangeRow
 from services.platform.db import Database, utcnow
 from services.platform.log import get_logger
@@ -57,14 +61,44 @@ PRUNE_EVERY_SECONDS = 60.0
 
 @dataclass
 class _Period:
+    """A held period: each person's counted contributions by event id, and
+    who has a scorecard; a person's view is built when first read after a
+    change, so a change costs only what it adds."""
+
     scheme: SchemeState
     period: Period
-    cards: dict[str, ScorecardView]
-    order: list[str] = field(default_factory=list)  # sorted people, for pages; rebuilt when emptied
+    conditions: list[Any]
+    counted: dict[str, dict[str, Contribution]]
+    members: set[str]  # people with a scorecard: counted events, or taking part
+    views: dict[str, ScorecardView] = field(default_factory=dict)
+    order: list[str] | None = None  # members sorted, for pages; None when it must be sorted again
 
-    def sorted_people(self) -> list[str]:
-        if len(self.order) != len(self.cards):
-            self.order = sorted(self.cards)
+    def add(self, found: dict[str, list[Contribution]]) -> None:
+        for person, listed in found.items():
+            self.counted.setdefault(person, {}).update((c.event_id, c) for c in listed)
+            self.views.pop(person, None)
+            if person not in self.members:
+                self.members.add(person)
+                self.order = None
+
+    def replace(self, person: str, listed: list[Contribution], member: bool) -> None:
+        self.counted[person] = {c.event_id: c for c in listed}
+        self.views.pop(person, None)
+        if member != (person in self.members):
+            self.members.symmetric_difference_update({person})
+            self.order = None
+
+    def view(self, person: str) -> ScorecardView:
+        found = self.views.get(person)
+        if found is None:
+            found = open_card(self.scheme, self.period, person, self.counted.get(person, {}).values())
+            if person in self.members:
+                self.views[person] = found
+        return found
+
+    def sorted_members(self) -> list[str]:
+        if self.order is None:
+            self.order = sorted(self.members)
         return self.order
 
 
@@ -143,18 +177,17 @@ class ScorecardBoard:
         held = await self._period((scheme_id, period_id))
         if held is None:
             return None
-        found = held.cards.get(person_id)
         # No counted event and not taking part: a scorecard of zero, as the database path gives.
-        return found if found is not None else zero_card(held.scheme, held.period, person_id)
+        return held.view(person_id)
 
     async def page(self, scheme_id: str, period_id: str, size: int, after: str | None) -> list[ScorecardView] | None:
         """A page of the period's scorecards (everyone's), or None when the board does not hold the period."""
         held = await self._period((scheme_id, period_id))
         if held is None:
             return None
-        people = held.sorted_people()
+        people = held.sorted_members()
         start = 0 if after is None else bisect.bisect_right(people, after)
-        return [held.cards[p] for p in people[start : start + size]]
+        return [held.view(p) for p in people[start : start + size]]
 
     async def _period(self, key: Key) -> _Period | None:
         if key not in self._held:
@@ -193,12 +226,13 @@ class ScorecardBoard:
     async def _apply_changes(self, s: AsyncSession, cursor: int) -> None:
         now = time.monotonic()
         gaps = {seq: seen for seq, seen in self._gaps.items() if now - seen < self.gap_seconds}
-        query = select(ScorecardChangeRow.seq, ScorecardChangeRow.people, ScorecardChangeRow.everyone).where(
-            or_(col(ScorecardChangeRow.seq) > cursor, col(ScorecardChangeRow.seq).in_(list(gaps)))
+        c = ScorecardChangeRow
+        query = select(c.seq, c.people, c.events, c.everyone).where(
+            or_(col(c.seq) > cursor, col(c.seq).in_(list(gaps)))
         )
-        rows = (await s.exec(query.order_by(col(ScorecardChangeRow.seq)))).all()
-        last, everyone, people = cursor, False, set()
-        for row_seq, named, for_everyone in rows:
+        rows = (await s.exec(query.order_by(col(c.seq)))).all()
+        last, everyone, people, events = cursor, False, set(), set()
+        for row_seq, named, accepted, for_everyone in rows:
             seq = int(row_seq or 0)
             if seq > last:
                 for missing in range(last + 1, seq):
@@ -207,26 +241,34 @@ class ScorecardBoard:
             gaps.pop(seq, None)
             everyone = everyone or bool(for_everyone)
             people.update(named)
+            events.update(accepted)
         if everyone:
             self._held.clear()
             self._refused.clear()
-        elif people:
+        else:
             for held in list(self._held.values()):
-                await self._recompute(s, held, sorted(people))
-        # Only now: a recompute that fails (database gone, call cancelled) is retried in full.
+                await self._add_events(s, held, sorted(events))
+                await self._recount(s, held, sorted(people))
+        # Only now: a catch-up that fails (database gone, call cancelled) is retried in full.
         self._seq, self._gaps = last, gaps
 
-    async def _recompute(self, s: AsyncSession, held: _Period, people: list[str]) -> None:
+    async def _add_events(self, s: AsyncSession, held: _Period, events: list[str]) -> None:
+        """Credits never change: an accepted event's credits only add to what counts."""
+        _, content = held.scheme.version_for(held.period)
+        for start in range(0, len(events), CHUNK):
+            part = events[start : start + CHUNK]
+            held.add(await contributions(s, content, held.period, held.conditions, None, part))
+
+    async def _recount(self, s: AsyncSession, held: _Period, people: list[str]) -> None:
+        """What counts for these people changed (roles held, taking part): count them again."""
+        _, content = held.scheme.version_for(held.period)
         for start in range(0, len(people), CHUNK):
             part = people[start : start + CHUNK]
             directory = await load_directory(s, part)
-            found = await open_cards(s, held.scheme, held.period, directory, part)
+            found = await contributions(s, content, held.period, held.conditions, part)
             for person in part:
-                if person in found:
-                    held.cards[person] = found[person]
-                else:
-                    held.cards.pop(person, None)
-            held.order = []
+                listed = found.get(person, [])
+                held.replace(person, listed, bool(listed) or directory.took_part_in(content, person, held.period))
 
     async def _prune(self) -> None:
         """Forgets changes every replica has long applied (any replica may do it)."""
@@ -282,4 +324,7 @@ class ScorecardBoard:
         counted = (await s.exec(select(sa.func.count()).select_from(CreditRow).where(*conditions))).one()
         if int(counted) > self.max_credits:
             return None
-        return _Period(scheme, period, await open_cards(s, scheme, period, directory, None))
+        found = await contributions(s, content, period, conditions, None)
+        members = set(found) | {p for p in directory.people if directory.took_part_in(content, p, period)}
+        by_event = {p: {c.event_id: c for c in listed} for p, listed in found.items()}
+        return _Period(scheme, period, conditions, by_event, members)

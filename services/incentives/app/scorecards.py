@@ -10,7 +10,7 @@ its period closed counts, marked late, in the first period still open then.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -32,7 +32,7 @@ from services.incentives.app.directory import (
 from services.incentives.domain.fairness import shown
 from services.incentives.domain.model import SchemeContent
 from services.incentives.domain.periods import Period
-from services.incentives.domain.scoring import Score, score, score_totals
+from services.incentives.domain.scoring import Contribution, Score, score, score_totals
 from services.incentives.store.tables import CreditRow, ProjectedOrgUnitRow, ScorecardRow
 from services.platform.auth import Identity, current_identity
 from services.platform.db import Database, utcnow
@@ -170,10 +170,10 @@ async def get_scorecard(
         return _open_view(scheme, period, person_id, content, result)
 
 
-def zero_card(scheme: SchemeState, period: Period, person_id: str) -> ScorecardView:
-    """The open scorecard of someone with no counted event."""
+def open_card(scheme: SchemeState, period: Period, person_id: str, counted: Iterable[Contribution]) -> ScorecardView:
+    """The open scorecard of a person's counted contributions (none: a scorecard of zero)."""
     _, content = scheme.version_for(period)
-    return _open_view(scheme, period, person_id, content, score(content, []))
+    return _open_view(scheme, period, person_id, content, score(content, counted))
 
 
 async def open_cards(
@@ -181,16 +181,14 @@ async def open_cards(
     scheme: SchemeState,
     period: Period,
     directory: Directory,
-    people: list[str] | None,
+    people: list[str],
 ) -> dict[str, ScorecardView]:
-    """The open period's scorecards of some people (None: everyone's): those
-    with counted events or who took part; another person has none."""
+    """The open period's scorecards of some people: those with counted events
+    or who took part; another person has none."""
     _, content = scheme.version_for(period)
     conditions = counting_in(content, period, directory.units, scheme.close_times())
     found = await contributions(s, content, period, conditions, people)
-    listed = set(found) | {p for p in directory.people if directory.took_part_in(content, p, period)}
-    if people is not None:
-        listed &= set(people)
+    listed = (set(found) | {p for p in directory.people if directory.took_part_in(content, p, period)}) & set(people)
     return {p: _open_view(scheme, period, p, content, score(content, found.get(p, []))) for p in listed}
 
 

@@ -239,5 +239,6 @@ class ScorecardChangeRow(SQLModel, table=True):
         default=None, sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)
     )
     people: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     everyone: bool = False
     change_time: datetime = Field(index=True)

@@ -23,6 +23,7 @@ def upgrade() -> None:
         "scorecard_changes",
         sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
         sa.Column("people", sa.JSON(), nullable=False),
+        sa.Column("events", sa.JSON(), nullable=False),
         sa.Column("everyone", sa.Boolean(), nullable=False),
         sa.Column("change_time", _TIME(), nullable=False),
     )
