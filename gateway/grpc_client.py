@@ -1,6 +1,8 @@
 """One gRPC service as the gateway calls it: the caller's token forwarded, a deadline on every call.
 
 gRPC errors become problems here (`problems.from_rpc_error`) and nowhere else.
+Every call goes through `call`, which sets the deadline and the request id itself, so the channel
+has no client interceptor (grpc.aio runs an intercepted call through an extra task: ~20% more CPU a call).
 """
 
 from __future__ import annotations
@@ -13,17 +15,26 @@ import structlog
 
 from gateway.identity import Principal
 from gateway.problems import from_rpc_error
-from services.platform.client import channel as platform_channel
 
 T = TypeVar("T")
 MAX_PAGE = 1000
+MAX_MESSAGE_BYTES = 32 << 20
 
 
 class ServiceClient:
     def __init__(self, target: str, deadline: float, retry_after: int):
         self.deadline = deadline
         self.retry_after = retry_after
-        self.channel = platform_channel(target, default_deadline=deadline)
+        self.channel = grpc.aio.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.keepalive_time_ms", 30_000),
+                # With a headless Kubernetes service (dns:///name:port) calls spread over all replicas.
+                ("grpc.lb_policy_name", "round_robin"),
+            ],
+        )
 
     async def close(self) -> None:
         await self.channel.close(None)

@@ -9,12 +9,13 @@ from engage.roles.v1 import directory_pb2, directory_pb2_grpc
 from google.protobuf import empty_pb2
 
 from services.platform.db import Database
-from services.platform.errors import EngageError, InvalidArgument, invalid
+from services.platform.errors import EngageError, InvalidArgument, NotFound, invalid
 from services.platform.resources import check_id, mask_paths, page_of, parse_name, required_text
 from services.roles import messages
 from services.roles.app import directory as uc
 from services.roles.app.importer import ImportBatch, PersonIn, UnitIn, apply_import
 from services.roles.domain.model import PersonStatus
+from services.roles.store.decision_view import DecisionView
 
 _UNIT_MASK = {"display_name": "display_name", "kind": "kind", "parent": "parent_id", "manager": "manager_id"}
 _PERSON_MASK = {
@@ -52,9 +53,10 @@ def _person_fields(person: directory_pb2.Person, prefix: str = "person") -> uc.P
 
 
 class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
-    def __init__(self, db: Database, import_max_rows: int = 500_000):
+    def __init__(self, db: Database, import_max_rows: int = 500_000, view: DecisionView | None = None):
         self.db = db
         self.import_max_rows = import_max_rows
+        self.view = view  # GetPerson answers from it when given (no read transaction per call)
 
     async def CreateOrgUnit(
         self, request: directory_pb2.CreateOrgUnitRequest, context: grpc.aio.ServicerContext
@@ -113,7 +115,14 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     async def GetPerson(
         self, request: directory_pb2.GetPersonRequest, context: grpc.aio.ServicerContext
     ) -> directory_pb2.Person:
-        return messages.person_out(await uc.get_person(self.db, parse_name(request.name, "people", "name")))
+        person_id = parse_name(request.name, "people", "name")
+        if self.view is None:
+            return messages.person_out(await uc.get_person(self.db, person_id))
+        # The view follows every change: this replica's own at once, other replicas' within its poll.
+        found = (await self.view.fresh()).person(person_id)
+        if found is None:
+            raise NotFound(f"people/{person_id} does not exist")
+        return found
 
     async def ListPeople(
         self, request: directory_pb2.ListPeopleRequest, context: grpc.aio.ServicerContext

@@ -1,8 +1,8 @@
-"""An in-memory view of what CheckDecision and GetRole read, kept in step through the outbox.
+"""An in-memory view of what CheckDecision, GetRole and GetPerson read, kept in step through the outbox.
 
 CheckDecision is the hot read path (a CRM system asks it on every refund), so
-it answers from memory instead of seven queries; GetRole (every screen that
-shows a role) answers from the same view instead of a query. The view is loaded once and
+it answers from memory instead of seven queries; GetRole and GetPerson (every
+screen that shows a role or a person) answer from the same view instead of a query. The view is loaded once and
 then follows the outbox: every committed change has an outbox row naming the
 resource it changed, and the view re-reads exactly those resources.
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from engage.roles.v1 import roles_pb2
+from engage.roles.v1 import directory_pb2, roles_pb2
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -86,6 +86,8 @@ class DecisionView:
         self.poll_seconds = poll_seconds
         self.gap_seconds = gap_seconds
         self.people: dict[str, PersonFacts] = {}
+        # Each person as GetPerson answers them, serialized: a message object would take ~1.7 kB, its bytes ~0.3.
+        self.person_messages: dict[str, bytes] = {}
         self.unit_parent: dict[str, str | None] = {}
         self.categories: dict[str, str] = {}
         self.by_person: dict[str, dict[str, HeldRole]] = defaultdict(dict)
@@ -164,7 +166,9 @@ class DecisionView:
         started = time.monotonic()
         self._seq = int((await s.exec(select(sa.func.coalesce(sa.func.max(OutboxRow.seq), 0)))).one() or 0)
         self._gaps.clear()
-        self.people = {r.id: _person(r) for r in (await s.exec(select(PersonRow))).all()}
+        people = (await s.exec(select(PersonRow))).all()
+        self.people = {r.id: _person(r) for r in people}
+        self.person_messages = {r.id: _person_message(r) for r in people}
         self.unit_parent = {r.id: r.parent_id for r in (await s.exec(select(OrgUnitRow))).all()}
         self.categories = {r.id: r.display_name for r in (await s.exec(select(DecisionCategoryRow))).all()}
         self.assignments.clear()
@@ -218,8 +222,10 @@ class DecisionView:
             found = {r.id: r for r in (await s.exec(select(PersonRow).where(col(PersonRow.id).in_(ids)))).all()}
             for key in ids:
                 self.people.pop(key, None)
+                self.person_messages.pop(key, None)
                 if key in found:
                     self.people[key] = _person(found[key])
+                    self.person_messages[key] = _person_message(found[key])
         if ids := changed.get("orgUnits"):
             found_units = (await s.exec(select(OrgUnitRow).where(col(OrgUnitRow.id).in_(ids)))).all()
             for key in ids:
@@ -277,6 +283,11 @@ class DecisionView:
 
     # ---- reading ---------------------------------------------------------------
 
+    def person(self, person_id: str) -> directory_pb2.Person | None:
+        """The person as GetPerson answers them (a message of the caller's own), or None."""
+        found = self.person_messages.get(person_id)
+        return None if found is None else directory_pb2.Person.FromString(found)
+
     def unit_path(self, unit_id: str) -> list[str]:
         """The unit, then each enclosing unit up to the root."""
         path: list[str] = []
@@ -305,6 +316,10 @@ class DecisionView:
 
 def _person(row: PersonRow) -> PersonFacts:
     return PersonFacts(row.id, PersonStatus(row.status), row.manager_id, row.org_unit_id, row.management_level)
+
+
+def _person_message(row: PersonRow) -> bytes:
+    return messages.person_out(row).SerializeToString()
 
 
 def _version(row: RoleVersionRow) -> RoleVersion:
