@@ -10,6 +10,7 @@ from google.type import money_pb2
 
 from tests.support.company import assign, eur, load_company
 from tests.support.grpc_errors import call_error
+from tests.support.waiting import eventually
 
 DECIDE, ESCALATE = decisions_pb2.DECISION_OUTCOME_DECIDE, decisions_pb2.DECISION_OUTCOME_ESCALATE
 SCOPE_DESC = assignments_pb2.ASSIGNMENT_SCOPE_WITH_DESCENDANTS
@@ -121,3 +122,36 @@ async def test_bad_questions_get_clear_errors(roles):
         roles.decisions.CheckDecision(bad_name, metadata=roles.admin, timeout=5), grpc.StatusCode.INVALID_ARGUMENT
     )
     assert err.fields == ["person"]
+
+
+async def test_an_answer_asked_again_follows_a_change_made_in_between(roles):
+    await staffed(roles)
+    before = await ask(roles, "S2", amount=eur(100))
+    assert before.outcome == ESCALATE
+    assert (await ask(roles, "S2", amount=eur(100))).outcome == ESCALATE  # asked again: the same answer
+    await assign(roles, "S2", "service-agent", "SVC-1")
+    assert (await ask(roles, "S2", amount=eur(100))).outcome == DECIDE
+
+
+async def test_an_answer_asked_again_changes_when_a_dated_assignment_starts(roles):
+    """Kept answers hold only until the next date a fact they rest on starts."""
+    await staffed(roles)
+    starts = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1.5)
+    await roles.assignments.CreateAssignment(
+        assignments_pb2.CreateAssignmentRequest(
+            assignment=assignments_pb2.Assignment(
+                person="people/S2",
+                role="roles/service-agent",
+                org_unit="orgUnits/SVC-1",
+                valid_from=Timestamp(seconds=int(starts.timestamp()), nanos=starts.microsecond * 1000),
+                reason="starts shortly",
+            )
+        ),
+        metadata=roles.admin,
+        timeout=10,
+    )
+    first = await ask(roles, "S2", amount=eur(100))
+    in_force = first.at.ToDatetime(dt.UTC) >= starts.replace(microsecond=starts.microsecond // 1000 * 1000)
+    assert first.outcome == (DECIDE if in_force else ESCALATE)
+    # Asked again and again, the answer turns once the assignment's start passes.
+    await eventually(lambda: ask(roles, "S2", amount=eur(100)), lambda a: a.outcome == DECIDE, timeout=10)

@@ -8,7 +8,7 @@ from engage.roles.v1 import decisions_pb2, decisions_pb2_grpc
 from services.platform.db import utcnow
 from services.platform.resources import parse_name
 from services.roles import messages
-from services.roles.app.decisions import check_decision
+from services.roles.app.decisions import AnswerCache, check_decision
 from services.roles.domain.decisions import Answer, Outcome
 from services.roles.store.decision_view import DecisionView
 
@@ -60,6 +60,7 @@ def answer_out(answer: Answer) -> decisions_pb2.CheckDecisionResponse:
 class DecisionServicer(decisions_pb2_grpc.DecisionServiceServicer):
     def __init__(self, view: DecisionView):
         self.view = view
+        self.answers = AnswerCache()
 
     async def CheckDecision(
         self, request: decisions_pb2.CheckDecisionRequest, context: grpc.aio.ServicerContext
@@ -68,7 +69,7 @@ class DecisionServicer(decisions_pb2_grpc.DecisionServiceServicer):
         category = parse_name(request.category, "decisionCategories", "category")
         amount = messages.money_in(request.amount, "amount") if request.HasField("amount") else None
         at = messages.ts_in(request.at, request.HasField("at")) or utcnow()
-        answer = await check_decision(self.view, person, category, amount, at)
+        answer = await check_decision(self.view, person, category, amount, at, self.answers)
         response = answer_out(answer)
         response.at.CopyFrom(messages.ts_required(at))
         return response

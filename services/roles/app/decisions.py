@@ -1,8 +1,16 @@
-"""CheckDecision: gather the facts from the decision view, let the domain rule decide."""
+"""CheckDecision: gather the facts from the decision view, let the domain rule decide.
+
+A CRM system asks the same question again and again (the same agent, the
+same kind of refund), so answers are kept (`AnswerCache`) for as long as they
+provably hold: until the view changes, and no later than the next moment at
+which a fact the answer rests on starts or ends (an assignment's or
+delegation's dates, a role version's effective date).
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 
 from services.platform.errors import FailedPrecondition, NotFound
@@ -11,10 +19,45 @@ from services.roles.domain.model import Money, PersonStatus
 from services.roles.store.decision_view import DecisionView
 
 
+@dataclass(frozen=True)
+class _Kept:
+    changes: int  # the view's change count the answer was computed at
+    since: datetime  # the time asked about
+    until: datetime | None  # the next moment a fact it used starts or ends (None: never)
+    answer: Answer
+
+
+class AnswerCache:
+    """Answers by (person, category, amount), each valid over a time window at one view state."""
+
+    def __init__(self, size: int = 10_000):
+        self.size = size
+        self._kept: dict[tuple[str, str, Money | None], _Kept] = {}
+
+    def get(self, key: tuple[str, str, Money | None], changes: int, at: datetime) -> Answer | None:
+        kept = self._kept.get(key)
+        if kept is None or kept.changes != changes or at < kept.since or (kept.until and at >= kept.until):
+            return None
+        return kept.answer
+
+    def put(self, key: tuple[str, str, Money | None], kept: _Kept) -> None:
+        if len(self._kept) >= self.size:
+            self._kept.clear()  # simple bound; a full cache refills within a few calls each
+        self._kept[key] = kept
+
+
 async def check_decision(
-    view: DecisionView, person_id: str, category_id: str, amount: Money | None, at: datetime
+    view: DecisionView,
+    person_id: str,
+    category_id: str,
+    amount: Money | None,
+    at: datetime,
+    cache: AnswerCache | None = None,
 ) -> Answer:
     v = await view.fresh()
+    key = (person_id, category_id, amount)
+    if cache is not None and (answer := cache.get(key, v.changes, at)):
+        return answer
     person = v.people.get(person_id)
     if person is None:
         raise NotFound(f"people/{person_id} does not exist")
@@ -26,7 +69,10 @@ async def check_decision(
 
     chain = v.manager_chain(person)
     unit_path = v.unit_path(person.org_unit_id)
-    delegations = [d.facts for d in v.to_delegate.get(person_id, {}).values() if d.valid_from <= at < d.valid_to]
+    dated = v.to_delegate.get(person_id, {}).values()
+    delegations = [d.facts for d in dated if d.valid_from <= at < d.valid_to]
+    # The moments after `at` at which a fact read here starts or ends.
+    moments = [t for d in dated for t in (d.valid_from, d.valid_to) if t > at]
     holders = {person_id, *chain, *(d.delegator_id for d in delegations)}
     held = {a for pid in holders for a in v.by_person.get(pid, {}).values()}
     held |= {a for unit in unit_path for a in v.by_unit.get(unit, {}).values()}
@@ -34,6 +80,8 @@ async def check_decision(
     by_person: dict[str, list[Holding]] = defaultdict(list)
     by_unit: dict[str, list[Holding]] = defaultdict(list)
     for a in held:
+        moments.extend(t for t in (a.valid_from, a.valid_to) if t is not None and t > at)
+        moments.extend(r.effective_from for r in v.versions.get(a.role_id, ()) if r.effective_from > at)
         version = v.version_at(a.role_id, at) if a.active_at(at) else None
         if version is None:
             continue
@@ -50,7 +98,7 @@ async def check_decision(
         by_person[a.person_id].append(holding)
         by_unit[a.org_unit_id].append(holding)
 
-    return resolve(
+    answer = resolve(
         DecisionFacts(
             person=person,
             category_id=category_id,
@@ -64,3 +112,6 @@ async def check_decision(
             manager_chain=chain,
         )
     )
+    if cache is not None:
+        cache.put(key, _Kept(v.changes, at, min(moments, default=None), answer))
+    return answer

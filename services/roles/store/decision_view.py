@@ -98,6 +98,7 @@ class DecisionView:
         self.delegations: dict[str, DatedDelegation] = {}
         self.to_delegate: dict[str, dict[str, DatedDelegation]] = defaultdict(dict)
         self._seq = 0
+        self.changes = 0  # counts loads and applied changes: an answer computed at one count holds while it stays
         self._gaps: dict[int, float] = {}  # skipped sequence number -> first seen missing
         self._loaded = False
         # Commits seen by this process, and how many of them the view has applied.
@@ -185,6 +186,7 @@ class DecisionView:
         for d in (await s.exec(select(DelegationRow))).all():
             self._put_delegation(d)
         self._loaded = True
+        self.changes += 1
         log.info("decision_view.loaded", people=len(self.people), seconds=round(time.monotonic() - started, 3))
 
     async def _apply_changes(self, s: AsyncSession) -> None:
@@ -210,6 +212,7 @@ class DecisionView:
         await self._reload(s, changed)
         # Only now: a reload that fails (database gone, call cancelled) is retried in full.
         self._seq, self._gaps = last, gaps
+        self.changes += 1
 
     async def _reload(self, s: AsyncSession, changed: dict[str, set[str]]) -> None:
         """Re-reads the changed resources, in chunks (drivers cap a query's parameters)."""
