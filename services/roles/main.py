@@ -39,7 +39,7 @@ def build(settings: RolesSettings, db: Database | None = None) -> ServiceApp:
     view = DecisionView(database)
 
     def register(server: grpc.aio.Server) -> None:
-        directory = DirectoryServicer(database, settings.import_max_rows)
+        directory = DirectoryServicer(database, settings.import_max_rows, view)
         directory_pb2_grpc.add_DirectoryServiceServicer_to_server(directory, server)
         roles_pb2_grpc.add_RoleServiceServicer_to_server(RoleServicer(database, view), server)
         assignments_pb2_grpc.add_AssignmentServiceServicer_to_server(AssignmentServicer(database), server)
