@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engage.skills.v1 import assessments_pb2, catalogue_pb2, fit_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.platform.protobuf import enum_in, enum_out, ts_in, ts_out  # noqa: F401  (re-exported)
 from services.platform.resources import etag_for
@@ -40,12 +41,24 @@ def skill_status_in(value: int, field: str) -> SkillStatus | None:
     return enum_in(SkillStatus, catalogue_pb2.Skill.Status, value, "STATUS_", field, False)  # type: ignore[no-any-return]
 
 
+# Imports read and write millions of sources: a dict each way, not the enum machinery.
+_SOURCE_NUMBERS = {s.value: assessments_pb2.AssessmentSource.Value(f"ASSESSMENT_SOURCE_{s.value}") for s in Source}
+_SOURCES = {number: Source(value) for value, number in _SOURCE_NUMBERS.items()}
+
+
 def source_in(value: int, field: str) -> Source:
+    known = _SOURCES.get(value)
+    if known is not None:
+        return known
     return enum_in(Source, assessments_pb2.AssessmentSource, value, "ASSESSMENT_SOURCE_", field)  # type: ignore[no-any-return]
 
 
 def source_out(value: str) -> int:
-    return enum_out(assessments_pb2.AssessmentSource, "ASSESSMENT_SOURCE_", value) if value else 0
+    return (
+        _SOURCE_NUMBERS.get(value) or enum_out(assessments_pb2.AssessmentSource, "ASSESSMENT_SOURCE_", value)
+        if value
+        else 0
+    )
 
 
 # ---- scalars ------------------------------------------------------------------
@@ -56,6 +69,18 @@ def aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def quick_ts(value: datetime | None) -> Timestamp | None:
+    """ts_out by arithmetic: every level event of an import carries three
+    times, and Timestamp.FromDatetime goes through a time tuple for each."""
+    if value is None:
+        return None
+    delta = aware(value) - _EPOCH  # type: ignore[operator]
+    return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
 # ---- catalogue -----------------------------------------------------------------
@@ -176,9 +201,9 @@ def level_out(row: SkillLevelRow | StoredLevel, top: int = 0) -> assessments_pb2
         source=source_out(row.source),  # type: ignore[arg-type]
         basis=[_assessment_ref(row.person_id, b) for b in row.basis],
         explanation=row.explanation,
-        assess_time=ts_out(row.assessed_at),
-        expire_time=ts_out(row.valid_until),
-        update_time=ts_out(row.update_time),
+        assess_time=quick_ts(row.assessed_at),
+        expire_time=quick_ts(row.valid_until),
+        update_time=quick_ts(row.update_time),
         normalized_level=normalized_value(row.level, top),
     )
 

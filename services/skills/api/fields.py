@@ -10,6 +10,8 @@ def text_in(value: str, field: str, limit: int = 200, *, required: bool = True) 
     """Trimmed text of bounded length; empty allowed unless `required`."""
     if required:
         return required_text(value, field, limit).strip()
+    if not value:
+        return value  # most optional fields of an import's rows are empty
     if len(value) > limit:
         raise invalid(field, f"must be at most {limit} characters")
     return value.strip()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ from services.skills.app.levels import current_levels, refresh_levels
 from services.skills.domain.effective import Source
 from services.skills.domain.model import SkillStatus
 from services.skills.messages import aware
+from services.skills.store.ordered_ids import ordered_hex
 from services.skills.store.tables import (
     AssessmentRow,
     ProficiencyScaleRow,
@@ -39,7 +39,9 @@ VERIFIED_SOURCES = frozenset({Source.CERTIFICATION, Source.TEST, Source.CRM_EVID
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """Ids in creation order: an import appends to the indexes instead of
+    writing all over them (services/skills/store/ordered_ids.py)."""
+    return ordered_hex()
 
 
 @dataclass

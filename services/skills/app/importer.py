@@ -6,10 +6,12 @@ can be re-run safely. Rows are checked like single assessments; a rejected
 row says why and names the field. Everything accepted is written in one
 transaction together with the level events, or nothing is.
 
-Throughput: accepted rows are written with multi-row core INSERTs and the
-effective-level rule runs once per chunk of rows (services/skills/app/levels.py),
-not once per row; the history of a (person, skill) pair new in the chunk is
-taken from the rows themselves rather than read back.
+Throughput: accepted rows go to the driver as plain tuples
+(services/skills/store/bulk.py) and the effective-level rule runs once per
+chunk of rows (services/skills/app/levels.py), not once per row; the history
+of a (person, skill) pair new in the chunk is taken from the rows themselves
+rather than read back. Assessment and event ids sort by time
+(services/skills/store/ordered_ids.py), so the indexes grow at their end.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from services.platform.errors import EngageError, NotFound
 from services.skills.app.assessments import AssessmentChecks, NewAssessment, row_values
 from services.skills.app.levels import Pair, refresh_levels
 from services.skills.domain.effective import AssessmentFact
+from services.skills.store.bulk import insert_many
 from services.skills.store.tables import AssessmentRow
 
 _LOOKUP_CHUNK = 2000
@@ -88,7 +91,7 @@ class _Chunk:
     async def write(self) -> None:
         if not self.rows:
             return
-        await self.uow.session.execute(sa.insert(_ASSESSMENTS), self.rows)
+        await insert_many(self.uow.session, _ASSESSMENTS, self.rows)
         self.changed += await refresh_levels(self.uow, list(self.facts), self.now, fresh=self.facts)
         self.rows = []
         self.facts = defaultdict(list)

@@ -22,8 +22,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.platform.db import UnitOfWork
 from services.skills.app import role_fits, scales, snapshots
 from services.skills.domain.effective import AssessmentFact, EffectiveLevel, Source, effective_level
-from services.skills.events.outgoing import skill_level_event
+from services.skills.events.outgoing import skill_level_events
 from services.skills.messages import aware
+from services.skills.store.bulk import insert_many
 from services.skills.store.tables import AssessmentRow, SkillLevelRow, StoredLevel
 
 Pair = tuple[str, str]  # (person id, skill id)
@@ -177,16 +178,14 @@ async def refresh_levels(
     await _write(s, inserts, updates)
     if changed:
         tops = await scales.skill_tops(s, {row.skill_id for row, _, _ in changed})
-        events = [skill_level_event(row, lv, claimed, tops.get(row.skill_id, 0)) for row, lv, claimed in changed]
-        await uow.emit_many(events)
+        await uow.emit_many(skill_level_events(changed, tops))
         await snapshots.record(s, [(r.person_id, r.skill_id, r.level, r.claimed_level) for r, _, _ in changed], now)
         await role_fits.refresh_people(s, {(r.person_id, r.skill_id) for r, level, _ in changed if r.level != level})
     return len(changed)
 
 
 async def _write(s: AsyncSession, inserts: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:
-    for start in range(0, len(inserts), _WRITE_CHUNK):
-        await s.execute(sa.insert(_LEVELS), inserts[start : start + _WRITE_CHUNK])
+    await insert_many(s, _LEVELS, inserts)
     if updates:
         by_key = sa.update(_LEVELS).where(
             _LEVELS.c.person_id == sa.bindparam("_person"), _LEVELS.c.skill_id == sa.bindparam("_skill")

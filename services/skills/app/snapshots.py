@@ -17,11 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.skills.store.bulk import insert_many
 from services.skills.store.tables import ProjectedPersonRow, SkillLevelRow, SkillLevelSnapshotRow
-from services.skills.store.upsert import upsert_statement
 
 _CHUNK = 500
-_WRITE_CHUNK = 5000
 _SNAPSHOTS = SkillLevelSnapshotRow.__table__  # type: ignore[attr-defined]
 _P = ProjectedPersonRow.__table__  # type: ignore[attr-defined]
 _L = SkillLevelRow.__table__  # type: ignore[attr-defined]
@@ -29,9 +28,7 @@ _KEY = ["person_id", "skill_id", "day"]
 
 
 async def _upsert(s: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    stmt = await upsert_statement(s, _SNAPSHOTS, _KEY)
-    for start in range(0, len(rows), _WRITE_CHUNK):
-        await s.execute(stmt, rows[start : start + _WRITE_CHUNK])
+    await insert_many(s, _SNAPSHOTS, rows, conflict=_KEY)
 
 
 async def record(s: AsyncSession, levels: Iterable[tuple[str, str, int, int]], now: datetime) -> None:

@@ -6,11 +6,16 @@ the use case emits it in the transaction of the change.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
 from engage.skills.v1 import events_pb2
 from google.protobuf.message import Message
 
+from services.platform.auth import current_identity
 from services.platform.cloudevents import CloudEvent, change_event
 from services.skills import messages
+from services.skills.store.ordered_ids import ordered_uuid
 from services.skills.store.tables import ProficiencyScaleRow, SkillCategoryRow, SkillLevelRow, SkillRow, StoredLevel
 
 SOURCE = "/engage/skills"
@@ -39,15 +44,43 @@ def skill_level_event(
     row: SkillLevelRow | StoredLevel, previous_level: int, previous_claimed: int, top: int
 ) -> CloudEvent:
     """`top`: the highest ordinal of the skill's scale, for the normalised level."""
-    body = events_pb2.SkillLevelEvent(
-        skill_level=messages.level_out(row, top), previous_level=previous_level, previous_claimed_level=previous_claimed
-    )
-    # Partitioned by person: a consumer sees one person's levels in order.
-    return _event(
-        "skill_level",
-        "changed",
-        f"people/{row.person_id}/skillLevels/{row.skill_id}",
-        body,
-        row.revision,
-        f"people/{row.person_id}",
-    )
+    return skill_level_events([(row, previous_level, previous_claimed)], {row.skill_id: top})[0]
+
+
+_LEVEL_CHANGED = "engage.skills.v1.skill_level.changed"
+_LEVEL_SCHEMA = f"proto:{events_pb2.SkillLevelEvent.DESCRIPTOR.full_name}"
+
+
+def skill_level_events(
+    changes: Sequence[tuple[SkillLevelRow | StoredLevel, int, int]], tops: Mapping[str, int]
+) -> list[CloudEvent]:
+    """`skill_level.changed` of each (level, previous level, previous claim),
+    as change_event builds them, with the caller and the time taken once: an
+    import changes millions of levels in one transaction."""
+    actor = current_identity().actor
+    now = datetime.now(UTC)
+    events = []
+    for row, previous_level, previous_claimed in changes:
+        body = events_pb2.SkillLevelEvent(
+            skill_level=messages.level_out(row, tops.get(row.skill_id, 0)),
+            previous_level=previous_level,
+            previous_claimed_level=previous_claimed,
+        )
+        events.append(
+            CloudEvent(
+                type=_LEVEL_CHANGED,
+                source=SOURCE,
+                subject=f"people/{row.person_id}/skillLevels/{row.skill_id}",
+                data=body.SerializeToString(deterministic=True),
+                dataschema=_LEVEL_SCHEMA,
+                sequence=row.revision,
+                # Partitioned by person: a consumer sees one person's levels in order.
+                partitionkey=f"people/{row.person_id}",
+                authid=actor,
+                # In creation order: the outbox's unique index on event ids
+                # grows at its end through an import of millions of changes.
+                id=ordered_uuid(),
+                time=now,
+            )
+        )
+    return events
