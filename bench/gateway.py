@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -88,6 +89,7 @@ class Row:
 @dataclass
 class Report:
     rows: list[Row] = field(default_factory=list)
+    loads: list[float] = field(default_factory=list)  # 1-minute load averages as the measuring began and ended
 
     def print(self) -> None:
         table = [("measure", "value", "baseline", "ratio", "target", ""), *(r.cells() for r in self.rows)]
@@ -98,6 +100,9 @@ class Report:
             if n == 0:
                 print("-+-".join("-" * w for w in widths))
         print("\nbaseline: a bare FastAPI GET /ping on uvicorn in this run (rates: higher is better; latency: lower).")
+        # Other work on the machine slows the gateway's three processes more than the baseline's one.
+        loads = " -> ".join(f"{x:.1f}" for x in self.loads)
+        print(f"machine: {os.cpu_count()} cores, 1-minute load average {loads} while measuring.")
         missed = [r.what for r in self.rows if r.met is False]
         print(f"TARGETS MISSED ({len(missed)}): " + "; ".join(missed) if missed else "All targets met.")
 
@@ -353,7 +358,7 @@ async def direct(target: str, token: str, what: str, calls: int) -> float:
 
 
 async def measure(gateway: str, baseline: str, roles: str, token: str, sizes: Sizes) -> Report:
-    report = Report()
+    report = Report(loads=[os.getloadavg()[0]])
     auth = {"Authorization": f"Bearer {token}"}
     say(f"baseline: GET /ping x {sizes.read_calls} at concurrency {CONCURRENCY}")
     base = await closed(baseline, ["/ping"], {}, sizes.read_calls, CONCURRENCY)
@@ -398,6 +403,7 @@ async def measure(gateway: str, baseline: str, roles: str, token: str, sizes: Si
         connection.close()
     if page.count(b"data-person=") != TEAM_SIZE or b"not available" in page:
         raise RuntimeError("the team page did not show 50 people with role fit and scorecards")
+    report.loads.append(os.getloadavg()[0])
     return report
 
 

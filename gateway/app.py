@@ -35,6 +35,7 @@ from gateway.incentives_service import IncentivesService
 from gateway.live import Broadcaster
 from gateway.metrics import GatewayMetrics
 from gateway.oidc import OidcSignIn
+from gateway.policy import ScopeCache
 from gateway.problems import FieldError, Problem, ProblemError, handle_problem, handle_validation
 from gateway.ratelimit import RateLimiter
 from gateway.roles_service import RolesService
@@ -62,6 +63,7 @@ class Gateway:
     dev_issuer: DevIssuer | None
     metrics: GatewayMetrics
     oidc: OidcSignIn
+    scopes: ScopeCache
 
 
 class RequestIds:
@@ -133,6 +135,7 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
         dev_issuer=issuer,
         metrics=GatewayMetrics(),
         oidc=OidcSignIn(settings, verifier),
+        scopes=ScopeCache(),
     )
 
 

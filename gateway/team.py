@@ -16,7 +16,7 @@ from fastapi import Request
 from gateway import models
 from gateway.incentives_models import Amount
 from gateway.incentives_service import period_ids
-from gateway.policy import Access
+from gateway.policy import Access, subtrees
 from gateway.problems import ProblemError, not_found
 from gateway.skills_models import held_fit
 
@@ -104,16 +104,7 @@ async def team_of(access: Access, request: Request, unit: str | None, *, enrich:
     else:
         (people, held), fits, cards = await _people_and_roles(access, request, roots), {}, {}
     all_units = await gw.roles.all_units(access.principal)
-    children: dict[str, list[str]] = {}
-    for u in all_units:
-        children.setdefault(u.parent, []).append(u.name)
-    in_roots: set[str] = set()
-    stack = list(roots)
-    while stack:
-        name = stack.pop()
-        if name not in in_roots:
-            in_roots.add(name)
-            stack += children.get(name, [])
+    in_roots = subtrees(all_units, roots)
     by_person: dict[str, list[models.Assignment]] = {}
     for a in held:
         by_person.setdefault(a.person, []).append(models.Assignment.of(a))
