@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 from engage.roles.v1 import assignments_pb2, directory_pb2, events_pb2, roles_pb2
 from google.type import money_pb2
@@ -126,7 +126,26 @@ def person_out(row: PersonRow) -> directory_pb2.Person:
     )
 
 
-def person_record(row: PersonRow) -> events_pb2.PersonRecord:
+class PersonFields(Protocol):
+    """What a person event reads: a stored row, or the plain values an import writes."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def org_unit_id(self) -> str: ...
+    @property
+    def manager_id(self) -> str | None: ...
+    @property
+    def management_level(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def hr_version(self) -> int: ...
+    @property
+    def revision(self) -> int: ...
+
+
+def person_record(row: PersonFields) -> events_pb2.PersonRecord:
     """The person as events show them: ids only, no name or e-mail."""
     return events_pb2.PersonRecord(
         name=f"people/{row.id}",

@@ -11,6 +11,7 @@ events, or nothing is.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -73,6 +74,30 @@ class ImportBatch:
 
     def reject(self, row: int, name: str, reason: str, field: str = "") -> None:
         self.results.append(RowResult(row, name, RowOutcome.REJECTED, reason, field))
+
+
+@dataclass(slots=True)
+class PersonWrite:
+    """A person as the import writes them: plain values, not an ORM object
+    (building one per row cost more than the database's work)."""
+
+    id: str
+    display_name: str
+    email: str
+    org_unit_id: str
+    manager_id: str | None
+    management_level: int
+    status: str
+    hr_version: int
+    revision: int
+    update_time: datetime
+    create_time: datetime | None  # None: an update, which keeps the stored one
+
+    def values(self) -> dict[str, Any]:
+        data = {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]
+        if self.create_time is None:
+            del data["create_time"]
+        return data
 
 
 _UNIT_FIELDS = ("display_name", "kind", "parent_id", "manager_id", "hr_version")
@@ -215,18 +240,27 @@ async def apply_import(db: Database, batch: ImportBatch) -> list[RowResult]:
         person_rows = []
         terminated = []
         for k, p in accepted_people.items():
-            values = {f: _comparable(getattr(p, f)) for f in _PERSON_FIELDS}
             created = k not in stored_people
-            revision = 1 if created else stored_people[k]["revision"] + 1
-            person = PersonRow(id=k, revision=revision, update_time=now, **values)
-            person.create_time = now if created else None  # type: ignore[assignment]
+            person = PersonWrite(
+                k,
+                p.display_name,
+                p.email,
+                p.org_unit_id,
+                p.manager_id,
+                p.management_level,
+                p.status.value,
+                p.hr_version,
+                revision=1 if created else stored_people[k]["revision"] + 1,
+                update_time=now,
+                create_time=now if created else None,
+            )
             person_rows.append((person, created))
             was = stored_people.get(k, {}).get("status")
             if p.status == PersonStatus.TERMINATED and was != PersonStatus.TERMINATED.value:
                 terminated.append(k)
             batch.results.append(RowResult(p.row, f"people/{k}", RowOutcome.CREATED if created else RowOutcome.UPDATED))
-        await _insert(s, PersonRow, [_values(r) for r, c in person_rows if c])
-        await _update(s, PersonRow, [_values(r, "create_time") for r, c in person_rows if not c])
+        await _insert(s, PersonRow, [r.values() for r, c in person_rows if c])
+        await _update(s, PersonRow, [r.values() for r, c in person_rows if not c])
 
         events = [org_unit_event("created" if c else "updated", r) for r, c in unit_rows]
         for r, c in person_rows:
@@ -246,8 +280,10 @@ def _values(row: Any, *without: str) -> dict[str, Any]:
 
 
 async def _insert(s: Any, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Multi-row INSERTs of plain values (Core: the ORM's bulk path costs more per row)."""
+    conn = await s.connection()
     for start in range(0, len(rows), 5000):
-        await s.execute(sa.insert(table), rows[start : start + 5000])
+        await conn.execute(table.__table__.insert(), rows[start : start + 5000])
 
 
 async def _update(s: Any, table: Any, rows: list[dict[str, Any]]) -> None:

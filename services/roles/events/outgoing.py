@@ -18,7 +18,6 @@ from services.roles.store.tables import (
     DecisionCategoryRow,
     DelegationRow,
     OrgUnitRow,
-    PersonRow,
     RoleRow,
 )
 
@@ -34,7 +33,7 @@ def org_unit_event(verb: str, row: OrgUnitRow) -> CloudEvent:
     return _event("org_unit", verb, f"orgUnits/{row.id}", body, row.revision)
 
 
-def person_event(verb: str, row: PersonRow) -> CloudEvent:
+def person_event(verb: str, row: messages.PersonFields) -> CloudEvent:
     body = events_pb2.PersonEvent(person=messages.person_record(row))
     return _event("person", verb, f"people/{row.id}", body, row.revision)
 
