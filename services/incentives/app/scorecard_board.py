@@ -70,19 +70,25 @@ class _Period:
     conditions: list[Any]
     counted: dict[str, dict[str, Contribution]]
     members: set[str]  # people with a scorecard: counted events, or taking part
+    size: int = 0  # counted credits held
     views: dict[str, ScorecardView] = field(default_factory=dict)
     order: list[str] | None = None  # members sorted, for pages; None when it must be sorted again
 
     def add(self, found: dict[str, list[Contribution]]) -> None:
         for person, listed in found.items():
-            self.counted.setdefault(person, {}).update((c.event_id, c) for c in listed)
+            known = self.counted.setdefault(person, {})
+            before = len(known)
+            known.update((c.event_id, c) for c in listed)
+            self.size += len(known) - before
             self.views.pop(person, None)
             if person not in self.members:
                 self.members.add(person)
                 self.order = None
 
     def replace(self, person: str, listed: list[Contribution], member: bool) -> None:
+        self.size -= len(self.counted.get(person, {}))
         self.counted[person] = {c.event_id: c for c in listed}
+        self.size += len(self.counted[person])
         self.views.pop(person, None)
         if member != (person in self.members):
             self.members.symmetric_difference_update({person})
@@ -214,6 +220,10 @@ class ScorecardBoard:
             if wanted is not None and self._applied >= wanted:
                 return
             covers = self._commits  # every commit counted here is visible to the reads below
+            if self._synced and time.monotonic() - self._synced > self.retention_seconds / 2:
+                # Unreachable for so long that changes may have been pruned unseen: start again.
+                self._held.clear()
+                self._seq = None
             async with self.db.read() as s:
                 if self._seq is None:
                     last = select(sa.func.coalesce(sa.func.max(ScorecardChangeRow.seq), 0))
@@ -246,9 +256,12 @@ class ScorecardBoard:
             self._held.clear()
             self._refused.clear()
         else:
-            for held in list(self._held.values()):
+            for key, held in list(self._held.items()):
                 await self._add_events(s, held, sorted(events))
                 await self._recount(s, held, sorted(people))
+                if held.size > self.max_credits:  # grown too large: read from the database from now on
+                    del self._held[key]
+                    self._refused[key] = time.monotonic() + 60.0
         # Only now: a catch-up that fails (database gone, call cancelled) is retried in full.
         self._seq, self._gaps = last, gaps
 
@@ -280,8 +293,11 @@ class ScorecardBoard:
     # ---- loading -------------------------------------------------------------------
 
     def _want(self, key: Key) -> None:
-        if key in self._loading or self._refused.get(key, 0.0) > time.monotonic():
+        now = time.monotonic()
+        if key in self._loading or self._refused.get(key, 0.0) > now:
             return
+        if len(self._refused) > 1000:  # keys come from callers: keep only those still refused
+            self._refused = {k: until for k, until in self._refused.items() if until > now}
         task = asyncio.create_task(self._load(key), name=f"scorecard-board-load-{key[0]}-{key[1]}")
         self._loading[key] = task
         task.add_done_callback(lambda _: self._loading.pop(key, None))
@@ -327,4 +343,4 @@ class ScorecardBoard:
         found = await contributions(s, content, period, conditions, None)
         members = set(found) | {p for p in directory.people if directory.took_part_in(content, p, period)}
         by_event = {p: {c.event_id: c for c in listed} for p, listed in found.items()}
-        return _Period(scheme, period, conditions, by_event, members)
+        return _Period(scheme, period, conditions, by_event, members, sum(len(c) for c in by_event.values()))

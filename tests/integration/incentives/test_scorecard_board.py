@@ -139,3 +139,23 @@ async def test_other_replicas_follow_and_answer_as_the_database_does(world):
         for replica in (other, plain):
             await replica.channel.close(None)
             await replica.app.stop()
+
+
+async def test_a_period_grown_past_the_bound_is_read_from_the_database(world):
+    inc = world.inc
+    await create_and_publish(inc, collaboration_scheme())
+    small = await start_incentives(inc.app.db.url, inc.nats, inc.mint, scorecard_board_max_credits=2)
+    try:
+        await _held(small)
+        await inc.record(
+            *(event(f"c{i}", "case-solved-cross-department", ["A1"], ts(2025, 1, 6 + i)) for i in range(3))
+        )
+        await eventually(
+            lambda: _card(small, "A1"), lambda c: len(c.lines[0].contributions) == 3, 5, "the three events counted"
+        )
+        assert small.app.board is not None and not small.app.board.holds("collab", PERIOD)
+        await _card(small, "A2")  # asks again: still too large to hold
+        assert not small.app.board.holds("collab", PERIOD)
+    finally:
+        await small.channel.close(None)
+        await small.app.stop()
