@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import itertools
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -186,13 +187,18 @@ class ScorecardBoard:
         # No counted event and not taking part: a scorecard of zero, as the database path gives.
         return held.view(person_id)
 
-    async def page(self, scheme_id: str, period_id: str, size: int, after: str | None) -> list[ScorecardView] | None:
-        """A page of the period's scorecards (everyone's), or None when the board does not hold the period."""
+    async def page(
+        self, scheme_id: str, period_id: str, size: int, after: str | None, readable: set[str] | None = None
+    ) -> list[ScorecardView] | None:
+        """A page of the period's scorecards (of the `readable` people; None:
+        everyone's), or None when the board does not hold the period."""
         held = await self._period((scheme_id, period_id))
         if held is None:
             return None
         people = held.sorted_members()
         start = 0 if after is None else bisect.bisect_right(people, after)
+        if readable is not None:
+            return [held.view(p) for p in itertools.islice((p for p in people[start:] if p in readable), size)]
         return [held.view(p) for p in people[start : start + size]]
 
     async def _period(self, key: Key) -> _Period | None:

@@ -33,7 +33,7 @@ from services.incentives.domain.fairness import shown
 from services.incentives.domain.model import SchemeContent
 from services.incentives.domain.periods import Period
 from services.incentives.domain.scoring import Contribution, Score, score, score_totals
-from services.incentives.store.tables import CreditRow, ProjectedOrgUnitRow, ScorecardRow
+from services.incentives.store.tables import CreditRow, ProjectedOrgUnitRow, ProjectedPersonRow, ScorecardRow
 from services.platform.auth import Identity, current_identity
 from services.platform.db import Database, utcnow
 from services.platform.errors import NotFound, PermissionDenied
@@ -127,6 +127,16 @@ async def _explained(
     return {p: score(content, found.get(p, [])) for p in people}
 
 
+async def _in_scope(db: Database, caller: Identity) -> set[str]:
+    """Whose scorecards a person reads (see `authorize_read`): their own, and
+    everyone in the units they head and below."""
+    async with db.read() as s:
+        units = await load_units(s)
+        scope = subtree(units, [u.id for u in units.values() if u.manager_id == caller.person_id])
+        query = select(ProjectedPersonRow.id).where(col(ProjectedPersonRow.org_unit_id).in_(sorted(scope)))
+        return set((await s.exec(query)).all()) | {caller.person_id}
+
+
 def _reads_all(caller: Identity, person_id: str) -> bool:
     return bool(caller.roles & READ_ALL_ROLES) or not caller.person_id or caller.person_id == person_id
 
@@ -197,8 +207,9 @@ async def list_scorecards(
 ) -> list[ScorecardView]:
     """A page of the period's scorecards the caller may read; only the page's are explained."""
     caller = current_identity()
-    if board is not None and (caller.roles & READ_ALL_ROLES or not caller.person_id):
-        held = await board.page(scheme_id, period_id, size, after)
+    if board is not None:
+        readable = None if caller.roles & READ_ALL_ROLES or not caller.person_id else await _in_scope(db, caller)
+        held = await board.page(scheme_id, period_id, size, after, readable)
         if held is not None:
             return held
     async with db.read() as s:

@@ -27,15 +27,16 @@ async def _card(inc: IncentivesClient, person: str, period: str = PERIOD) -> sco
     )
 
 
-async def _all(inc: IncentivesClient, period: str = PERIOD) -> list[scorecards_pb2.Scorecard]:
-    """Every scorecard of the period, two to a page, without the time each was computed."""
+async def _all(inc: IncentivesClient, period: str = PERIOD, as_person: str = "") -> list[scorecards_pb2.Scorecard]:
+    """Every scorecard of the period the caller reads (HR, or `as_person`),
+    two to a page, without the time each was computed."""
     cards, token = [], ""
     while True:
         page = await inc.scorecards.ListScorecards(
             scorecards_pb2.ListScorecardsRequest(
                 parent=f"schemes/collab/periods/{period}", page_size=2, page_token=token
             ),
-            metadata=inc.admin,
+            metadata=inc.as_person(as_person) if as_person else inc.admin,
             timeout=5,
         )
         cards.extend(page.scorecards)
@@ -92,6 +93,9 @@ async def test_other_replicas_follow_and_answer_as_the_database_does(world):
             "people/A1", "people/S1", "people/A2", "people/TL-S"
         }  # fmt: skip
         await eventually(lambda: _all(other), lambda got: got == expected, 5, "the other replica's board caught up")
+        team = await _all(plain, as_person="TL-N")  # a team lead: their team's and their own
+        assert "people/A1" in {c.person for c in team} and "people/S1" not in {c.person for c in team}
+        assert await _all(other, as_person="TL-N") == team
         assert other.app.board is not None and other.app.board.holds("collab", PERIOD)
         # Someone with no counted event: a scorecard of zero, as from the database.
         zero, from_db = await _card(other, "CEO"), await _card(plain, "CEO")
