@@ -22,7 +22,8 @@ def person(i: int) -> directory_pb2.CreatePersonRequest:
 
 
 async def test_sigterm_during_200_calls_fails_none_and_health_turns_first(tmp_path, mint, nats_server, scenario):
-    scenario.load, scenario.faults = "200 concurrent CreatePerson (SQLite)", "SIGTERM mid-load"
+    scenario.load = "200 concurrent CreatePerson (SQLite)"
+    scenario.faults = "SIGTERM mid-load; NOT_SERVING seen, then a new call answered while draining"
     service = RolesProcess(
         f"sqlite+aiosqlite:///{tmp_path / 'r.db'}",
         nats_server.url,
@@ -47,6 +48,8 @@ async def test_sigterm_during_200_calls_fails_none_and_health_turns_first(tmp_pa
             ]
             service.signal(signal.SIGTERM)
             assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            # NOT_SERVING came first: the listener still takes a new call while it drains.
+            await stub.ListPeople(directory_pb2.ListPeopleRequest(page_size=1), metadata=admin, timeout=5)
             results = await asyncio.gather(*calls, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         assert failures == []

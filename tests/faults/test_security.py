@@ -11,6 +11,9 @@
   team's objects, for every object type the gateway serves: the gateway's
   route-by-user matrix (tests/gateway/test_authorisation.py) replayed here
   for those two users.
+- Every change leaves one audit record (of who, what, when) per event, which
+  no API can write and the databases refuse to change.
+- A page size of 2^31-1 is clamped to 1000 on every service.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import sqlalchemy as sa
 from engage.audit.v1 import audit_pb2, audit_pb2_grpc
 from engage.incentives.v1 import behaviours_pb2, behaviours_pb2_grpc
 from engage.roles.v1 import directory_pb2, directory_pb2_grpc
-from engage.skills.v1 import catalogue_pb2, catalogue_pb2_grpc
+from engage.skills.v1 import assessments_pb2, assessments_pb2_grpc, catalogue_pb2, catalogue_pb2_grpc
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.field_mask_pb2 import FieldMask
 
@@ -39,6 +42,9 @@ from services.skills.api.permissions import PERMISSIONS as SKILLS
 from tests.gateway import conftest as gateway_fixtures
 from tests.gateway import test_authorisation as gateway_matrix
 from tests.gateway.conftest import Stack, asgi_client, gateway_settings
+from tests.integration.incentives.conftest import event, ts
+from tests.integration.skills.catalogue_requests import TEST, assessment
+from tests.support.company import person_row, stream
 from tests.support.events import published
 from tests.support.fleet import Fleet, served_methods
 from tests.support.service_state import Metadata
@@ -314,3 +320,52 @@ async def test_every_change_leaves_one_audit_record_that_no_api_can_edit(fleet: 
         finally:
             await db.dispose()
     scenario.faults = f"records read before and after renames; {refusals} UPDATE/DELETE on the tables refused"
+
+
+HUGE = 2**31 - 1
+MANY = 1_100  # more than the largest page (1000)
+
+
+async def test_oversize_pages_are_clamped_on_every_service(fleet: Fleet, scenario):
+    scenario.load = f"{MANY:,} people, {MANY:,} assessments, {MANY:,} behaviour events; a List of each"
+    admin = fleet.metadata
+    pages: dict[str, tuple[int, bool]] = {}  # service -> (items on the first page, a next page promised)
+    async with grpc.aio.insecure_channel(fleet.services["roles"].target) as channel:
+        directory = directory_pb2_grpc.DirectoryServiceStub(channel)
+        rows = [person_row(f"PG{i:04d}", f"Paged {i}", "SVC-1", "TL-S", 2) for i in range(MANY)]
+        assert (await directory.ImportDirectory(stream(rows), metadata=admin, timeout=120)).rejected_count == 0
+        page = await directory.ListPeople(directory_pb2.ListPeopleRequest(page_size=HUGE), metadata=admin, timeout=30)
+        pages["roles"] = (len(page.people), bool(page.next_page_token))
+    async with grpc.aio.insecure_channel(fleet.services["skills"].target) as channel:
+        assessments = assessments_pb2_grpc.AssessmentServiceStub(channel)
+        levels = [assessment("customer-empathy", 1 + i % 5, TEST, external_id=f"paged-{i}") for i in range(MANY)]
+        batch = assessments_pb2.ImportAssessmentsRequest(
+            parent="people/A1",
+            assessment=levels[0],
+            rows=[assessments_pb2.ImportAssessmentRow(parent="people/A1", assessment=a) for a in levels[1:]],
+        )
+        imported = await eventually(
+            lambda: assessments.ImportAssessments(stream([batch]), metadata=admin, timeout=120),
+            lambda answer: answer.rejected_count == 0,  # until skills knows A1 from the roles events
+            30,
+            "the assessments imported",
+        )
+        assert imported.created_count == MANY
+        page = await assessments.ListAssessments(
+            assessments_pb2.ListAssessmentsRequest(parent="people/A1", page_size=HUGE), metadata=admin, timeout=30
+        )
+        pages["skills"] = (len(page.assessments), bool(page.next_page_token))
+    async with grpc.aio.insecure_channel(fleet.services["incentives"].target) as channel:
+        behaviours = behaviours_pb2_grpc.BehaviourServiceStub(channel)
+        events = [
+            event(f"paged-{i}", "case-solved-cross-department", ["A1"], ts(2025, 1, 1 + i % 28)) for i in range(MANY)
+        ]
+        await behaviours.RecordBehaviourEvents(
+            behaviours_pb2.RecordBehaviourEventsRequest(events=events), metadata=admin, timeout=120
+        )
+        page = await behaviours.ListBehaviourEvents(
+            behaviours_pb2.ListBehaviourEventsRequest(page_size=HUGE), metadata=admin, timeout=30
+        )
+        pages["incentives"] = (len(page.behaviour_events), bool(page.next_page_token))
+    scenario.faults = "page_size 2^31-1: first page " + ", ".join(f"{s} {n}" for s, (n, _) in pages.items())
+    assert pages == dict.fromkeys(READS, (1000, True))
