@@ -18,6 +18,7 @@ from engage.skills.v1 import (
 from services.platform.consumer import EventConsumer
 from services.platform.db import Database
 from services.platform.grpc_server import ServiceApp, setup_logging
+from services.platform.log import get_logger
 from services.skills.api.assessments import AssessmentServicer
 from services.skills.api.catalogue import CatalogueServicer
 from services.skills.api.fit import RoleFitServicer
@@ -26,6 +27,8 @@ from services.skills.app import projection
 from services.skills.app.expiry import ExpirySweep
 from services.skills.settings import SkillsSettings
 from services.skills.store.fit_view import FitView
+
+log = get_logger(__name__)
 
 SERVICE_NAMES = [
     catalogue_pb2.DESCRIPTOR.services_by_name["CatalogueService"].full_name,
@@ -54,6 +57,15 @@ class SkillsApp(ServiceApp):
         )
         self.expiry = ExpirySweep(self.db, settings.expiry_sweep_seconds)
         self.background += [self.projection, self.expiry, self.fit_view]
+
+    async def start(self) -> int:
+        # The fit view loads before the server takes calls, so GetRoleFit answers
+        # from memory from the first call; if the database is down it loads later.
+        try:
+            await self.fit_view.catch_up()
+        except Exception as exc:
+            log.warning("fit_view.first_load_failed", error=str(exc) or type(exc).__name__)
+        return await super().start()
 
     async def rebuild_projection(self) -> None:
         """Drops the projection and reads the roles events again from the start of the stream."""

@@ -13,9 +13,10 @@ from services.platform.resources import page_of, parse_name
 from services.skills import messages
 from services.skills.api.fields import offset_of, person_child, text_in
 from services.skills.app import assessments as uc
-from services.skills.app.importer import ImportBatch, apply_import, counts
+from services.skills.app.importer import ImportBatch, RowOutcome, apply_import, counts
 
 Outcome = assessments_pb2.ImportAssessmentRowResult.Outcome
+_OUTCOMES = {o: Outcome.Value(f"OUTCOME_{o.value}") for o in RowOutcome}  # looked up once per row of an import
 
 
 def assessment_in(
@@ -108,7 +109,7 @@ class AssessmentServicer(assessments_pb2_grpc.AssessmentServiceServicer):
                 assessments_pb2.ImportAssessmentRowResult(
                     row=r.row,
                     name=r.name,
-                    outcome=Outcome.Value(f"OUTCOME_{r.outcome.value}"),  # type: ignore[arg-type]
+                    outcome=_OUTCOMES[r.outcome],  # type: ignore[arg-type]
                     reason=r.reason,
                     field=r.field,
                 )

@@ -28,8 +28,9 @@ _CHUNK = 5000  # rows per executemany: bounds the memory of one call
 def _sqlite_datetime(value: datetime | None) -> str | None:
     if value is None:
         return None
-    v = value.astimezone(UTC)
-    return f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _sqlite_date(value: date | None) -> str | None:
