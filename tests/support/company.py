@@ -10,9 +10,12 @@ ACME (company, head: CEO)
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from typing import TypeVar
 
 from engage.roles.v1 import assignments_pb2, directory_pb2, roles_pb2
 from google.type import money_pb2
+
+Message = TypeVar("Message")
 
 UNITS = [
     ("ACME", "Acme Group", directory_pb2.ORG_UNIT_KIND_COMPANY, "", "CEO"),
@@ -78,9 +81,8 @@ def company_rows() -> list[directory_pb2.ImportDirectoryRequest]:
     return [person_row(*p) for p in reversed(PEOPLE)] + [unit_row(*u) for u in reversed(UNITS)]
 
 
-async def stream(
-    rows: Sequence[directory_pb2.ImportDirectoryRequest],
-) -> AsyncIterator[directory_pb2.ImportDirectoryRequest]:
+async def stream(rows: Sequence[Message]) -> AsyncIterator[Message]:
+    """The messages of a client stream (directory rows, assessment batches, ...)."""
     for row in rows:
         yield row
 
