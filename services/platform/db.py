@@ -25,10 +25,9 @@ from services.platform import sqlite_driver
 from services.platform.audit import AuditRecord, audit_values
 from services.platform.cloudevents import CloudEvent
 from services.platform.log import get_logger
-from services.platform.outbox import OutboxRow
+from services.platform.outbox import OUTBOX, OutboxRow
 
 log = get_logger(__name__)
-OUTBOX: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
 AUDIT: sa.Table = AuditRecord.__table__  # type: ignore[attr-defined]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -62,18 +63,27 @@ class OutboxRow(SQLModel, table=True):
         }
 
     def to_event(self) -> CloudEvent:
-        return CloudEvent(
-            type=self.type,
-            source=self.source,
-            subject=self.subject,
-            data=self.data,
-            dataschema=self.dataschema,
-            sequence=self.sequence,
-            partitionkey=self.partitionkey,
-            authid=self.authid,
-            id=self.event_id,
-            time=self.event_time,
-        )
+        return event_of(self)
+
+
+# The table itself, for plain-row reads and writes on hot paths (no ORM object per row).
+OUTBOX: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
+
+
+def event_of(row: Any) -> CloudEvent:
+    """The event an outbox row holds: an OutboxRow, or a plain row of OUTBOX."""
+    return CloudEvent(
+        type=row.type,
+        source=row.source,
+        subject=row.subject,
+        data=row.data,
+        dataschema=row.dataschema,
+        sequence=row.sequence,
+        partitionkey=row.partitionkey,
+        authid=row.authid,
+        id=row.event_id,
+        time=row.event_time,
+    )
 
 
 class RequestRecord(SQLModel, table=True):

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -26,7 +27,7 @@ from services.platform import metrics
 from services.platform.db import Database, utcnow
 from services.platform.jetstream import NatsLink
 from services.platform.log import get_logger
-from services.platform.outbox import OutboxRow
+from services.platform.outbox import OUTBOX, OutboxRow, event_of
 
 log = get_logger(__name__)
 
@@ -115,15 +116,13 @@ class OutboxRelay:
 
     async def publish_batch(self) -> int:
         """Publishes the oldest unpublished rows; returns how many were acknowledged."""
-        query = (
-            select(OutboxRow)
-            .where(col(OutboxRow.published_at).is_(None))
-            .order_by(col(OutboxRow.seq))
-            .limit(self.batch_size)
-        )
+        # Plain rows, not ORM objects: the relay reads every event once.
+        query = sa.select(OUTBOX).where(OUTBOX.c.published_at.is_(None)).order_by(OUTBOX.c.seq).limit(self.batch_size)
+        rows: Sequence[Any]
         if self.db.is_postgres:
             async with self.db.write() as uow:
-                rows = (await uow.session.exec(query.with_for_update(skip_locked=True))).all()
+                conn = await uow.session.connection()
+                rows = (await conn.execute(query.with_for_update(skip_locked=True))).all()
                 done = await self._publish(rows)
                 acked_at = utcnow()
                 await self._mark(uow.session, _seqs(done), acked_at)
@@ -131,7 +130,8 @@ class OutboxRelay:
             # Publishing outside the write lock keeps writers flowing; the
             # rows published but not yet marked are past `_published_up_to`.
             async with self.db.read() as session:
-                rows = (await session.exec(query.where(col(OutboxRow.seq) > self._published_up_to))).all()
+                conn = await session.connection()
+                rows = (await conn.execute(query.where(OUTBOX.c.seq > self._published_up_to))).all()
             done = await self._publish(rows)
             acked_at = utcnow()
             if done:
@@ -142,17 +142,17 @@ class OutboxRelay:
             raise ConnectionError(f"{len(rows) - len(done)} of {len(rows)} events not acknowledged")
         return len(done)
 
-    async def _publish(self, rows: Sequence[OutboxRow]) -> list[OutboxRow]:
+    async def _publish(self, rows: Sequence[Any]) -> list[Any]:
         """Publishes rows concurrently; returns the acknowledged prefix, so
         order is kept: rows after a failure are retried, in order."""
         js = self.link.js
         if not rows or js is None:
             return []
         acks = await asyncio.gather(
-            *(js.publish(r.type, r.data, timeout=5, headers=r.to_event().headers()) for r in rows),
+            *(js.publish(r.type, r.data, timeout=5, headers=event_of(r).headers()) for r in rows),
             return_exceptions=True,
         )
-        done: list[OutboxRow] = []
+        done: list[Any] = []
         now = utcnow()
         for row, ack in zip(rows, acks, strict=True):
             if isinstance(ack, BaseException):
@@ -166,9 +166,8 @@ class OutboxRelay:
 
     async def _mark(self, session: AsyncSession, seqs: list[int], acked_at: datetime) -> None:
         if seqs:
-            await session.execute(
-                sa.update(OutboxRow).where(col(OutboxRow.seq).in_(seqs)).values(published_at=acked_at)
-            )
+            conn = await session.connection()
+            await conn.execute(OUTBOX.update().where(OUTBOX.c.seq.in_(seqs)).values(published_at=acked_at))
 
     async def _mark_in_background(self) -> None:
         backoff = 0.1
@@ -224,5 +223,5 @@ class OutboxRelay:
             )
 
 
-def _seqs(rows: Sequence[OutboxRow]) -> list[int]:
+def _seqs(rows: Sequence[Any]) -> list[int]:
     return [r.seq or 0 for r in rows]
