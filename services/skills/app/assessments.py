@@ -104,6 +104,8 @@ class AssessmentChecks:
         rows = (await self.s.exec(select(SkillRow).where(col(SkillRow.id).in_(skill_ids)))).all()
         self._skills.update({k: None for k in skill_ids})
         self._skills.update({r.id: r for r in rows})
+        for scale_id in sorted({r.scale_id for r in rows}):
+            await self.ordinals(scale_id)  # an import checks rows while a write runs: nothing left to read
 
     async def person(self, person_id: str) -> ProjectedPersonRow:
         if person_id not in self._people:

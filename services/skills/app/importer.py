@@ -16,6 +16,8 @@ rather than read back. Assessment and event ids sort by time
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -81,20 +83,46 @@ class _Chunk:
         self.now = now
         self.rows: list[dict[str, Any]] = []
         self.facts: dict[Pair, list[AssessmentFact]] = defaultdict(list)
-        self.changed = 0
 
     def add(self, values: dict[str, Any], new: NewAssessment) -> None:
         self.rows.append(values)
         fact = AssessmentFact(values["id"], new.level, new.source, values["assessed_at"], self.now, new.expires_at)
         self.facts[(new.person_id, new.skill_id)].append(fact)
 
-    async def write(self) -> None:
+    async def write(self) -> int:
+        """Writes the rows and refreshes their levels; returns how many levels changed."""
         if not self.rows:
-            return
+            return 0
         await insert_many(self.uow.session, _ASSESSMENTS, self.rows)
-        self.changed += await refresh_levels(self.uow, list(self.facts), self.now, fresh=self.facts)
-        self.rows = []
-        self.facts = defaultdict(list)
+        return await refresh_levels(self.uow, list(self.facts), self.now, fresh=self.facts)
+
+
+class _Writes:
+    """Chunk writes, one at a time, each running while the rows of the next
+    chunk are checked: the database works (SQLite in its own thread,
+    PostgreSQL in its server) while this thread checks rows. Only checks that
+    read nothing from the database may run beside a write."""
+
+    def __init__(self) -> None:
+        self.pending: asyncio.Task[int] | None = None
+        self.changed = 0
+
+    async def settle(self) -> None:
+        if self.pending is not None:
+            task, self.pending = self.pending, None
+            self.changed += await task
+
+    async def start(self, chunk: _Chunk) -> None:
+        await self.settle()
+        self.pending = asyncio.create_task(chunk.write())
+
+    async def abandon(self) -> None:
+        """After a failure: the transaction rolls back, so a write in flight stops first."""
+        if self.pending is not None:
+            self.pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.pending
+            self.pending = None
 
 
 async def _known(uow: UnitOfWork, batch: ImportBatch) -> dict[str, Any]:
@@ -117,40 +145,51 @@ async def apply_import(db: Database, batch: ImportBatch) -> tuple[list[RowResult
         await checks.preload({n.person_id for _, n in batch.rows}, {n.skill_id for _, n in batch.rows})
         known = await _known(uow, batch)
         chunk = _Chunk(uow, now)
-        for index, new in batch.rows:
-            assert new.external_id
-            earlier = known.get(new.external_id)
-            if earlier is not None:
-                if new.same_as(earlier):
-                    batch.results.append(RowResult(index, _name(earlier.person_id, earlier.id), RowOutcome.UNCHANGED))
-                else:
-                    batch.reject(
-                        index,
-                        f"external id {new.external_id!r} was imported before with other values; send a "
-                        "new row that supersedes it instead",
-                        "assessment.external_id",
-                    )
-                continue
-            if new.supersedes_id:
-                await chunk.write()  # it may supersede a row of this very import
-            try:
-                superseded = await checks.check(new)
-            except EngageError as exc:
-                reason, fld = _rejection(exc)
-                batch.reject(index, reason, fld)
-                continue
-            values = row_values(new, caller, now)
-            chunk.add(values, new)
-            known[new.external_id] = _Recorded(values)
-            if superseded is not None:
-                checks.superseding.add(superseded.id)
-                superseded.superseded_by_id = values["id"]
-                s.add(superseded)
-            batch.results.append(RowResult(index, _name(new.person_id, values["id"]), RowOutcome.CREATED))
-            if len(chunk.rows) >= CHUNK_ROWS:
-                await chunk.write()
-        await chunk.write()
-    return sorted(batch.results, key=lambda r: r.row), chunk.changed
+        writes = _Writes()
+        try:
+            for index, new in batch.rows:
+                assert new.external_id
+                earlier = known.get(new.external_id)
+                if earlier is not None:
+                    if new.same_as(earlier):
+                        name = _name(earlier.person_id, earlier.id)
+                        batch.results.append(RowResult(index, name, RowOutcome.UNCHANGED))
+                    else:
+                        batch.reject(
+                            index,
+                            f"external id {new.external_id!r} was imported before with other values; send a "
+                            "new row that supersedes it instead",
+                            "assessment.external_id",
+                        )
+                    continue
+                if new.supersedes_id:
+                    # It may supersede a row of this very import: everything before it is written first.
+                    await writes.start(chunk)
+                    chunk = _Chunk(uow, now)
+                if new.supersedes_id or not caller.is_admin:
+                    await writes.settle()  # this check reads the database (the superseded row, the caller's units)
+                try:
+                    superseded = await checks.check(new)
+                except EngageError as exc:
+                    reason, fld = _rejection(exc)
+                    batch.reject(index, reason, fld)
+                    continue
+                values = row_values(new, caller, now)
+                chunk.add(values, new)
+                known[new.external_id] = _Recorded(values)
+                if superseded is not None:
+                    checks.superseding.add(superseded.id)
+                    superseded.superseded_by_id = values["id"]
+                    s.add(superseded)
+                batch.results.append(RowResult(index, _name(new.person_id, values["id"]), RowOutcome.CREATED))
+                if len(chunk.rows) >= CHUNK_ROWS:
+                    await writes.start(chunk)
+                    chunk = _Chunk(uow, now)
+            await writes.start(chunk)
+            await writes.settle()
+        finally:
+            await writes.abandon()
+    return sorted(batch.results, key=lambda r: r.row), writes.changed
 
 
 class _Recorded:
