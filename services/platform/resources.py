@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.platform.db import utcnow
@@ -119,22 +119,40 @@ async def recall_request(session: AsyncSession, request_id: str, operation: str,
         return None
     if len(request_id) > 100:
         raise invalid("request_id", "must be at most 100 characters")
-    record = (await session.exec(select(RequestRecord).where(RequestRecord.request_id == request_id))).first()
+    conn = await session.connection()  # a plain row: every create asks this
+    record = (await conn.execute(_RECALL, {"request_id": request_id})).first()
     if record is None:
         return None
     if record.operation != operation or record.fingerprint != fingerprint(request):
         raise invalid("request_id", "was already used for a different request")
-    return record.resource_name
+    return str(record.resource_name)
 
 
 def remember_request(session: AsyncSession, request_id: str, operation: str, request: Message, name: str) -> None:
     if request_id:
-        session.add(
-            RequestRecord(
-                request_id=request_id,
-                operation=operation,
-                fingerprint=fingerprint(request),
-                resource_name=name,
-                created_at=utcnow(),
-            )
-        )
+        session.add(RequestRecord(**_request_values(request_id, operation, request, name)))
+
+
+async def remember_request_now(
+    session: AsyncSession, request_id: str, operation: str, request: Message, name: str
+) -> None:
+    """`remember_request` as a plain INSERT at once, for writes that use no ORM objects."""
+    if request_id:
+        conn = await session.connection()
+        await conn.execute(_REQUESTS.insert(), _request_values(request_id, operation, request, name))
+
+
+def _request_values(request_id: str, operation: str, request: Message, name: str) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "operation": operation,
+        "fingerprint": fingerprint(request),
+        "resource_name": name,
+        "created_at": utcnow(),
+    }
+
+
+_REQUESTS: sa.Table = RequestRecord.__table__  # type: ignore[attr-defined]
+_RECALL = sa.select(_REQUESTS.c.operation, _REQUESTS.c.fingerprint, _REQUESTS.c.resource_name).where(
+    _REQUESTS.c.request_id == sa.bindparam("request_id")
+)

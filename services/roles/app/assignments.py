@@ -18,7 +18,7 @@ from services.platform.auth import Identity, current_identity
 from services.platform.db import Database, UnitOfWork, utcnow
 from services.platform.errors import FailedPrecondition, FieldViolation, NotFound, PermissionDenied, invalid
 from services.platform.lookups import get_or_404, recall_created
-from services.platform.resources import Page, check_etag, remember_request
+from services.platform.resources import Page, check_etag, remember_request, remember_request_now
 from services.roles.domain.model import LEVEL_NAMES, ManagementLevel, Money, PersonStatus, RoleState, Scope
 from services.roles.events.outgoing import assignment_event, delegation_event
 from services.roles.store.tables import (
@@ -29,6 +29,8 @@ from services.roles.store.tables import (
     PersonRow,
     RoleRow,
 )
+
+_ASSIGNMENTS: sa.Table = AssignmentRow.__table__  # type: ignore[attr-defined]
 
 
 def new_id() -> str:
@@ -146,8 +148,8 @@ async def create_assignment(db: Database, new: NewAssignment, request_id: str, r
             create_time=now,
             update_time=now,
         )
-        s.add(row)
-        remember_request(s, request_id, "CreateAssignment", request, f"assignments/{row.id}")
+        await conn.execute(_ASSIGNMENTS.insert(), {c.name: getattr(row, c.name) for c in _ASSIGNMENTS.columns})
+        await remember_request_now(s, request_id, "CreateAssignment", request, f"assignments/{row.id}")
         uow.emit(assignment_event("created", row, now))
         return row
 
