@@ -3,7 +3,8 @@
 In one run, each server in a process of its own (NATS; the roles, skills and incentives
 services on SQLite; the gateway; a bare FastAPI app on uvicorn) and the HTTP client here:
 1. the baseline: `GET /ping` of a bare FastAPI app served like the gateway (uvicorn,
-   no access log), its rate at concurrency 8 and its p50 at concurrency 1;
+   no access log), its rate at concurrency 8 (in rounds alternating with each gateway read
+   it is compared with) and its p50 at concurrency 1;
 2. API reads through the gateway as a manager (token checked, scope decided, a gRPC
    call to the roles service): `GET /api/v1/people/{id}` of their team and
    `GET /api/v1/roles/{id}`; target: at least 0.3x the baseline's rate. For where the
@@ -64,6 +65,7 @@ ROLE = "bench-agent"
 PAGE_TARGET_MS = 150.0
 READ_TARGET_RATIO = 0.3
 CONCURRENCY = 8
+ROUNDS = 5  # of the rate measures, alternating baseline and gateway
 
 
 @dataclass(frozen=True)
@@ -267,9 +269,25 @@ async def seed(roles: str, skills: str, incentives: str, admin: tuple[tuple[str,
 
 @dataclass
 class Run:
-    rps: float
-    p50_ms: float
-    p99_ms: float
+    calls: int
+    seconds: float
+    latencies: list[float]  # sorted, seconds
+
+    @property
+    def rps(self) -> float:
+        return self.calls / self.seconds
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.latencies, 50) * 1000
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.latencies, 99) * 1000
+
+
+def combined(runs: Sequence[Run]) -> Run:
+    return Run(sum(r.calls for r in runs), sum(r.seconds for r in runs), sorted(x for r in runs for x in r.latencies))
 
 
 class Connection:
@@ -300,7 +318,9 @@ class Connection:
         self.writer.close()
 
 
-async def closed(base_url: str, paths: Sequence[str], headers: dict[str, str], calls: int, concurrency: int) -> Run:
+async def closed(
+    base_url: str, paths: Sequence[str], headers: dict[str, str], calls: int, concurrency: int, warm_up: bool = True
+) -> Run:
     """`calls` GETs by `concurrency` callers on connections of their own, each sending the next when its
     answer arrived (after a warm-up); every answer must be 200."""
     connections = [await Connection.open(base_url) for _ in range(concurrency)]
@@ -317,7 +337,7 @@ async def closed(base_url: str, paths: Sequence[str], headers: dict[str, str], c
                 raise RuntimeError(f"GET {paths[n % len(paths)]} answered {status}: {body[:300]!r}")
 
     try:
-        counter = iter(range(min(calls, 20 * concurrency)))
+        counter = iter(range(min(calls, 20 * concurrency) if warm_up else 0))
         await asyncio.gather(*(caller(c, False) for c in connections))
         counter = iter(range(calls))
         started = time.perf_counter()
@@ -327,7 +347,20 @@ async def closed(base_url: str, paths: Sequence[str], headers: dict[str, str], c
         for c in connections:
             c.close()
     latencies.sort()
-    return Run(calls / seconds, percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000)
+    return Run(calls, seconds, latencies)
+
+
+async def interleaved(
+    baseline: str, gateway: str, paths: Sequence[str], headers: dict[str, str], calls: int
+) -> tuple[Run, Run]:
+    """The baseline's and the gateway's rate in alternating rounds: other work on the machine, which comes
+    and goes, then weighs on both alike instead of on whichever ran while it lasted."""
+    base: list[Run] = []
+    gw: list[Run] = []
+    for n in range(ROUNDS):
+        base.append(await closed(baseline, ["/ping"], {}, calls // ROUNDS, CONCURRENCY, warm_up=n == 0))
+        gw.append(await closed(gateway, paths, headers, calls // ROUNDS, CONCURRENCY, warm_up=n == 0))
+    return combined(base), combined(gw)
 
 
 async def direct(target: str, token: str, what: str, calls: int) -> float:
@@ -360,16 +393,14 @@ async def direct(target: str, token: str, what: str, calls: int) -> float:
 async def measure(gateway: str, baseline: str, roles: str, token: str, sizes: Sizes) -> Report:
     report = Report(loads=[os.getloadavg()[0]])
     auth = {"Authorization": f"Bearer {token}"}
-    say(f"baseline: GET /ping x {sizes.read_calls} at concurrency {CONCURRENCY}")
-    base = await closed(baseline, ["/ping"], {}, sizes.read_calls, CONCURRENCY)
     base1 = await closed(baseline, ["/ping"], {}, sizes.page_samples * 4, 1)
     reads = {
         "GET /api/v1/people/{id} (team member)": [f"/api/v1/{p}" for p, _ in team()],
         "GET /api/v1/roles/{id}": [f"/api/v1/roles/{ROLE}"],
     }
     for what, paths in reads.items():
-        say(f"{what} x {sizes.read_calls} at concurrency {CONCURRENCY}")
-        run = await closed(gateway, paths, auth, sizes.read_calls, CONCURRENCY)
+        say(f"{what} x {sizes.read_calls} at concurrency {CONCURRENCY}, in {ROUNDS} rounds between the baseline's")
+        base, run = await interleaved(baseline, gateway, paths, auth, sizes.read_calls)
         ratio = run.rps / base.rps
         met = ratio >= READ_TARGET_RATIO
         report.rows.append(
