@@ -31,6 +31,8 @@ from services.platform.outbox import OUTBOX, OutboxRow, event_of
 
 log = get_logger(__name__)
 
+MARK_DELAY_SECONDS = 0.1
+
 
 class OutboxRelay:
     def __init__(
@@ -173,6 +175,10 @@ class OutboxRelay:
         backoff = 0.1
         while True:
             await self._marks_due.wait()
+            # Marks wait a moment to share one write: they only record what
+            # JetStream already holds (a crash before them republishes, and
+            # JetStream drops the copies).
+            await asyncio.sleep(MARK_DELAY_SECONDS)
             self._marks_due.clear()
             try:
                 await self.mark_published()
