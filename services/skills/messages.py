@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from services.platform.protobuf import enum_in, enum_out, ts_in, ts_out  # noqa: F401  (re-exported)
 from services.platform.resources import etag_for
 from services.skills.domain.effective import Source
-from services.skills.domain.fit import RoleFit, SkillFit
+from services.skills.domain.fit import RequirementStatus, RoleFit, SkillFit
 from services.skills.domain.model import (
     ExternalReference,
     Framework,
@@ -211,6 +211,11 @@ def level_out(row: SkillLevelRow | StoredLevel, top: int = 0) -> assessments_pb2
 # ---- fit ----------------------------------------------------------------------------------
 
 
+_REQUIREMENT_STATUSES = {
+    status: enum_out(fit_pb2.RequirementStatus, "REQUIREMENT_STATUS_", status.value) for status in RequirementStatus
+}
+
+
 def skill_fit_out(f: SkillFit, top: int) -> fit_pb2.SkillFit:
     """`top`: the highest ordinal of the skill's scale, for the normalised levels."""
     return fit_pb2.SkillFit(
@@ -222,7 +227,7 @@ def skill_fit_out(f: SkillFit, top: int) -> fit_pb2.SkillFit:
         mandatory=f.mandatory,
         weight=f.weight,
         score=f.score,
-        status=enum_out(fit_pb2.RequirementStatus, "REQUIREMENT_STATUS_", f.status.value),  # type: ignore[arg-type]
+        status=_REQUIREMENT_STATUSES[f.status],  # type: ignore[arg-type]
         normalized_required_level=normalized_value(f.required, top),
         normalized_effective_level=normalized_value(f.effective, top),
     )
