@@ -68,9 +68,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
             terminalreporter.write_line(line)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def fleet(tmp_path_factory: pytest.TempPathFactory, mint: TokenMint) -> Iterator[Fleet]:
-    """roles, skills and incentives as processes (SQLite) with the test company, one set a module."""
+    """roles, skills and incentives as processes (SQLite) with the test company, one set for the suite
+    (the fuzzing and the security scenarios share it)."""
     with running_fleet(tmp_path_factory.mktemp("fleet"), mint) as running:
         yield running
 

@@ -30,7 +30,7 @@ from services.platform.db import Database
 from tests.conftest import POSTGRES, _drop_pg_database, fresh_database_url
 from tests.support.company import ROOT_UNIT, person_in_root, person_row, stream
 from tests.support.events import published
-from tests.support.processes import RolesProcess
+from tests.support.processes import QUICK_STOP, RolesProcess
 from tests.support.service_state import Metadata, all_names, backlog
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import eventually
@@ -165,7 +165,7 @@ async def test_postgresql_cut_off_for_10s_during_load_fails_fast_and_recovers(
     proxy = TcpProxy(host, int(port))
     await proxy.start()
     proxied = url.replace(f"{host}:{port}", proxy.address)
-    service = RolesProcess(proxied, nats_server.url, mint, tmp_path)
+    service = RolesProcess(proxied, nats_server.url, mint, tmp_path, **QUICK_STOP)
     db = Database(url)  # the test's own view, around the proxy
     try:
         # In threads: the proxy lives on this event loop and must keep forwarding meanwhile.
@@ -194,7 +194,7 @@ async def test_sqlite_locked_by_another_process_for_10s_during_load_fails_fast_a
     scenario.faults = "SQLite file held by BEGIN EXCLUSIVE elsewhere"
     path = tmp_path / "roles.db"
     url = f"sqlite+aiosqlite:///{path}"
-    service = RolesProcess(url, nats_server.url, mint, tmp_path)
+    service = RolesProcess(url, nats_server.url, mint, tmp_path, **QUICK_STOP)
     db = Database(url)
     # Its own thread: taking the lock waits for the service's current write to end.
     holder = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
@@ -225,7 +225,7 @@ async def test_sqlite_under_64_concurrent_writers_never_tells_a_client_database_
     scenario.load = f"SQLite: {creators} creating, {updaters} updating, {importers} importing, side by side"
     scenario.faults = "64 concurrent writers on one file"
     url = f"sqlite+aiosqlite:///{tmp_path / 'roles.db'}"
-    service = RolesProcess(url, nats_server.url, mint, tmp_path)
+    service = RolesProcess(url, nats_server.url, mint, tmp_path, **QUICK_STOP)
     db = Database(url)
     admin = mint.metadata("hr", roles=["hr_admin"])
     errors: Counter[str] = Counter()

@@ -19,7 +19,7 @@ from services.platform.outbox import OutboxRow
 from tests.conftest import BACKENDS, _drop_pg_database, fresh_database_url
 from tests.support.company import company_rows, load_company, person_row, stream
 from tests.support.events import published
-from tests.support.processes import RolesProcess
+from tests.support.processes import QUICK_STOP, RolesProcess
 from tests.support.service_state import Metadata, all_names, backlog, last_outbox_seq
 from tests.support.waiting import eventually
 
@@ -87,7 +87,7 @@ async def test_killing_nats_in_the_middle_of_the_assignments_loses_no_event_and_
     scenario.load = f"{total:,} CreateAssignment by {WRITERS} writers ({backend})"
     url, pg_name = await fresh_database_url(backend, workdir)
     db = Database(url)
-    service = RolesProcess(url, nats_server.url, mint, tmp_path, ENGAGE_OUTBOX_POLL_SECONDS="0.2")
+    service = RolesProcess(url, nats_server.url, mint, tmp_path, ENGAGE_OUTBOX_POLL_SECONDS="0.2", **QUICK_STOP)
     admin = mint.metadata("hr", roles=["hr_admin"])
     try:
         service.migrate()

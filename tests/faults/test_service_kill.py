@@ -33,7 +33,7 @@ from services.platform.db import Database
 from tests.conftest import _drop_pg_database, fresh_database_url
 from tests.support.company import load_company
 from tests.support.events import published
-from tests.support.processes import IncentivesProcess, RolesProcess, ServiceProcess, SkillsProcess
+from tests.support.processes import QUICK_STOP, IncentivesProcess, RolesProcess, ServiceProcess, SkillsProcess
 from tests.support.service_state import Metadata, all_names, backlog
 from tests.support.waiting import eventually
 
@@ -148,7 +148,7 @@ async def test_kill_9_of_a_service_mid_load_loses_no_event_and_invents_none(
     scenario.load = f"{TOTAL} creates ({load.event_type.split('.')[-2]}), {WORKERS} workers, {backend}"
     url, pg_name = await fresh_database_url(backend, workdir)
     db = Database(url)
-    process = load.service(url, nats_server.url, mint, tmp_path, ENGAGE_OUTBOX_POLL_SECONDS="0.2")
+    process = load.service(url, nats_server.url, mint, tmp_path, ENGAGE_OUTBOX_POLL_SECONDS="0.2", **QUICK_STOP)
     admin = mint.metadata("hr", roles=["hr_admin"])
     results: dict[int, str] = {}  # request index -> name
     failed: dict[int, grpc.StatusCode] = {}

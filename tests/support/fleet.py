@@ -22,7 +22,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.support.company import load_company
 from tests.support.nats_server import NatsServer
-from tests.support.processes import IncentivesProcess, RolesProcess, ServiceProcess, SkillsProcess
+from tests.support.processes import QUICK_STOP, IncentivesProcess, RolesProcess, ServiceProcess, SkillsProcess
 from tests.support.tokens import TokenMint
 
 KINDS: dict[str, type[ServiceProcess]] = {
@@ -43,9 +43,8 @@ class Fleet:
 def running_fleet(workdir: Path, mint: TokenMint) -> Iterator[Fleet]:
     nats = NatsServer(workdir / "nats")
     nats.start()
-    quick_stop = {"ENGAGE_DRAIN_SECONDS": "0", "ENGAGE_GRACE_SECONDS": "1"}
     services = {
-        name: kind(f"sqlite+aiosqlite:///{workdir / name}.db", nats.url, mint, workdir, **quick_stop)
+        name: kind(f"sqlite+aiosqlite:///{workdir / name}.db", nats.url, mint, workdir, **QUICK_STOP)
         for name, kind in KINDS.items()
     }
     admin = mint.metadata("fleet-admin", roles=["hr_admin"], person="A1")

@@ -19,6 +19,8 @@ from tests.support.nats_server import free_port
 from tests.support.tokens import AUDIENCE, ISSUER, TokenMint
 
 ROOT = Path(__file__).resolve().parents[2]
+# For tests that stop a service only to clean up: no drain before the stop (the default waits 5 s).
+QUICK_STOP = {"ENGAGE_DRAIN_SECONDS": "0", "ENGAGE_GRACE_SECONDS": "1"}
 
 
 class ChildProcess:
