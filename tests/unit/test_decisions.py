@@ -2,6 +2,9 @@
 
 from decimal import Decimal
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from services.roles.domain.decisions import (
     DecisionFacts,
     DelegationFacts,
@@ -9,6 +12,7 @@ from services.roles.domain.decisions import (
     Outcome,
     PersonFacts,
     StepKind,
+    _may_grant,
     resolve,
     right_covers,
 )
@@ -206,3 +210,18 @@ def test_within_a_unit_the_own_line_manager_comes_before_a_lower_peer_and_then_t
     holdings = [holding("SENIOR", "TEAM", 2000, role="senior"), holding("ZLEAD", "TEAM", 10000, role="lead")]
     answer = resolve(facts(1200, holdings, people))
     assert answer.escalate_to is not None and answer.escalate_to.person_id == "SENIOR"
+
+
+rights = st.builds(
+    DecisionRight,
+    st.sampled_from([REFUND, "discount"]),
+    st.sampled_from(list(Authority)),
+    st.one_of(st.none(), st.builds(Money, st.decimals(0, 10_000, places=2), st.sampled_from(["EUR", "USD"]))),
+)
+amounts = st.one_of(st.none(), st.builds(Money, st.decimals(0, 10_000, places=2), st.sampled_from(["EUR", "USD"])))
+
+
+@given(st.lists(rights, max_size=4), amounts)
+def test_the_quick_check_of_a_holding_agrees_with_right_covers(held: list[DecisionRight], amount: Money | None) -> None:
+    h = Holding("as-1", "P", "role", "Role", 1, "U", Scope.ORG_UNIT_ONLY, tuple(held))
+    assert _may_grant(h, REFUND, amount) == any(right_covers(r, REFUND, amount)[0] for r in held)

@@ -127,6 +127,18 @@ def right_covers(right: DecisionRight, category_id: str, amount: Money | None) -
     return True, f"up to {right.limit}"
 
 
+def _may_grant(holding: Holding, category_id: str, amount: Money | None) -> bool:
+    """`right_covers` for some right of the holding, without the words: a
+    team's unit can hold a hundred assignments that cannot decide."""
+    for right in holding.rights:
+        if right.category != category_id or right.authority != Authority.DECIDE:
+            continue
+        limit = right.limit
+        if amount is None or limit is None or (limit.currency == amount.currency and amount.amount <= limit.amount):
+            return True
+    return False
+
+
 def _best_grant(holdings: list[Holding], category_id: str, amount: Money | None) -> tuple[Grant | None, str]:
     """The first holding whose right covers the decision, or why none does."""
     reasons = []
@@ -218,8 +230,10 @@ def resolve(facts: DecisionFacts) -> Answer:
     for depth, unit in enumerate(facts.unit_path):
         candidates = []
         for holding in facts.holdings_by_unit.get(unit, []):
-            if holding.person_id == person.id or not _covers_unit(
-                holding, depth, facts.unit_path, facts.holdings_by_unit
+            if (
+                holding.person_id == person.id
+                or not _may_grant(holding, facts.category_id, facts.amount)
+                or not _covers_unit(holding, depth, facts.unit_path, facts.holdings_by_unit)
             ):
                 continue
             holder = facts.people.get(holding.person_id)
