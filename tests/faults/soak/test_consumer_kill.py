@@ -37,6 +37,7 @@ async def recorded(db: Database) -> int:
         return len((await s.exec(select(BehaviourEventRow.id))).all())
 
 
+@pytest.mark.timeout(900)  # three redeliveries wait out the 30 s ack wait each, on a loaded machine
 async def test_kill_9_of_the_incentives_process_while_it_consumes_loses_and_doubles_nothing(
     tmp_path: Path, mint, nats_server, scenario
 ):

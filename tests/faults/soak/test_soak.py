@@ -129,6 +129,7 @@ async def system(tmp_path: Path, workdir: Path, mint) -> AsyncIterator[System]:
             await _drop_pg_database(name)
 
 
+@pytest.mark.timeout(SECONDS + 900)  # the suite's 300 s per test would cut the soak short
 async def test_a_steady_mixed_load_keeps_memory_and_latency_flat_and_loses_nothing(system: System, mint, scenario):
     admin = mint.metadata("soak-admin", roles=["hr_admin"])
     bearer = {"Authorization": f"Bearer {mint.token('soak-admin', roles=['hr_admin'])}"}
