@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from engage.incentives.v1 import awards_pb2, behaviours_pb2, dead_letters_pb2, schemes_pb2, scorecards_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import money_pb2
 
 from services.incentives.domain.model import (
@@ -451,7 +452,7 @@ def scorecard_out(
     period: Period,
     person_id: str,
     version: int,
-    lines: list[dict[str, Any]],
+    lines: Sequence[scorecards_pb2.ScorecardLine],
     attainment: float,
     payout: Decimal,
     currency: str,
@@ -465,34 +466,76 @@ def scorecard_out(
         start_time=ts_out(period.start),
         end_time=ts_out(period.end),
         state=scorecards_pb2.Scorecard.STATE_FINAL if final else scorecards_pb2.Scorecard.STATE_OPEN,
-        lines=[
-            scorecards_pb2.ScorecardLine(
-                measure=line["measure"],
-                display_name=line["display_name"],
-                aggregation=enum_out(schemes_pb2.Aggregation, "AGGREGATION_", line["aggregation"]),
-                value=line["value"],
-                target=line["target"],
-                attainment=line["attainment"],
-                weight=line["weight"],
-                weighted_attainment=line["weighted_attainment"],
-                contributions=[
-                    scorecards_pb2.Contribution(
-                        behaviour_event=f"behaviourEvents/{k['event']}",
-                        behaviour_type=f"behaviourTypes/{k['behaviour_type']}",
-                        occurred_at=ts_out(datetime.fromisoformat(k["occurred_at"])),
-                        value=k["value"],
-                        share=k["share"],
-                        late_from_period=k["late_from_period"],
-                    )
-                    for k in line["contributions"]
-                ],
-            )
-            for line in lines
-        ],
+        lines=lines,
         attainment=attainment,
         payout=amount_out(payout, currency),
         compute_time=ts_out(computed),
     )
+
+
+def lines_out(lines: list[dict[str, Any]]) -> list[scorecards_pb2.ScorecardLine]:
+    """Lines as stored on a frozen scorecard (`score_to_json`)."""
+    return [
+        scorecards_pb2.ScorecardLine(
+            measure=line["measure"],
+            display_name=line["display_name"],
+            aggregation=enum_out(schemes_pb2.Aggregation, "AGGREGATION_", line["aggregation"]),
+            value=line["value"],
+            target=line["target"],
+            attainment=line["attainment"],
+            weight=line["weight"],
+            weighted_attainment=line["weighted_attainment"],
+            contributions=[
+                scorecards_pb2.Contribution(
+                    behaviour_event=f"behaviourEvents/{k['event']}",
+                    behaviour_type=f"behaviourTypes/{k['behaviour_type']}",
+                    occurred_at=ts_out(datetime.fromisoformat(k["occurred_at"])),
+                    value=k["value"],
+                    share=k["share"],
+                    late_from_period=k["late_from_period"],
+                )
+                for k in line["contributions"]
+            ],
+        )
+        for line in lines
+    ]
+
+
+def score_lines_out(result: Score) -> list[scorecards_pb2.ScorecardLine]:
+    """The same lines straight from a computed score (an open scorecard), without the JSON between."""
+    return [
+        scorecards_pb2.ScorecardLine(
+            measure=line.measure.id,
+            display_name=line.measure.display_name,
+            aggregation=enum_out(schemes_pb2.Aggregation, "AGGREGATION_", line.measure.aggregation.value),
+            value=line.value,
+            target=line.measure.target,
+            attainment=line.attainment,
+            weight=line.measure.weight,
+            weighted_attainment=line.weighted_attainment,
+            contributions=[
+                scorecards_pb2.Contribution(
+                    behaviour_event=f"behaviourEvents/{k.contribution.event_id}",
+                    behaviour_type=f"behaviourTypes/{k.contribution.behaviour_type}",
+                    occurred_at=_timestamp(k.contribution.occurred_at),
+                    value=k.contribution.value,
+                    share=k.share,
+                    late_from_period=k.contribution.late_from_period,
+                )
+                for k in line.counted
+            ],
+        )
+        for line in result.lines
+    ]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _timestamp(at: datetime) -> Timestamp:
+    """An aware datetime as a Timestamp, by arithmetic (FromDatetime costs several times more)."""
+    delta = aware(at) - _EPOCH
+    return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
 def period_out(

@@ -49,7 +49,7 @@ def _build(v: uc.ScorecardView) -> scorecards_pb2.Scorecard:
         v.period,
         v.person_id,
         v.version,
-        v.lines,
+        messages.score_lines_out(v.score) if v.score is not None else messages.lines_out(v.lines),
         v.attainment,
         v.payout,
         v.currency,

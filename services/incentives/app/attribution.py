@@ -21,7 +21,7 @@ from services.incentives.store.tables import CreditRow, ProjectedOrgUnitRow, Pro
 # before the person reached Engage still belong somewhere.
 BEGINNING = datetime(1900, 1, 1, tzinfo=UTC)
 LINE_OF_BUSINESS = "LINE_OF_BUSINESS"
-CHUNK = 500  # drivers cap the parameters of one statement
+CHUNK = 5000  # drivers cap the parameters of one statement (SQLite 3.32+ and PostgreSQL: 32,766)
 
 
 @dataclass

@@ -56,6 +56,7 @@ class ScorecardView:
     currency: str
     final: bool
     computed: datetime
+    score: Score | None = None  # an open scorecard's: its lines (`lines` holds a frozen one's)
     # The API's message for it, built once: the board serves the same view many times.
     message: Any = field(default=None, compare=False, repr=False)
 
@@ -89,12 +90,13 @@ def _open_view(
         period,
         person_id,
         version,
-        messages.score_to_json(result),
+        [],
         result.attainment,
         result.payout,
         content.payout.currency,
         False,
         utcnow(),
+        score=result,
     )
 
 

@@ -124,6 +124,7 @@ async def test_other_replicas_follow_and_answer_as_the_database_does(world):
 
         # A close freezes January; an event accepted after it counts, late, in February, on every replica.
         await _held(other, "2025-02")
+        open_january = await _card(other, "A1")
         await inc.awards.ClosePeriod(
             awards_pb2.ClosePeriodRequest(name="schemes/collab/periods/2025-01"), metadata=inc.admin, timeout=10
         )
@@ -138,7 +139,9 @@ async def test_other_replicas_follow_and_answer_as_the_database_does(world):
             ("behaviourEvents/late", "2025-01"),
             ("behaviourEvents/feb", ""),
         ]
-        assert (await _card(other, "A1")).state == scorecards_pb2.Scorecard.STATE_FINAL
+        final_january = await _card(other, "A1")
+        assert final_january.state == scorecards_pb2.Scorecard.STATE_FINAL
+        assert list(final_january.lines) == list(open_january.lines)  # held in memory, then frozen: the same
     finally:
         for replica in (other, plain):
             await replica.channel.close(None)
