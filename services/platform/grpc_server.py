@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import time
 import uuid
@@ -348,6 +349,11 @@ class ServiceApp:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
+        # What is loaded by now (modules, descriptors, mappers) lives as long
+        # as the process: keep it out of the collector's full passes, which
+        # otherwise walk it again and again under load.
+        gc.collect()
+        gc.freeze()
         await stop.wait()
         await self.stop()
 
