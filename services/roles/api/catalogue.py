@@ -7,7 +7,7 @@ from engage.roles.v1 import roles_pb2, roles_pb2_grpc
 from google.protobuf import empty_pb2
 
 from services.platform.db import Database
-from services.platform.errors import NotFound, invalid
+from services.platform.errors import invalid
 from services.platform.resources import check_id, mask_paths, page_of, parse_name, required_text
 from services.roles import messages
 from services.roles.app import catalogue as uc
@@ -117,9 +117,9 @@ class RoleServicer(roles_pb2_grpc.RoleServiceServicer):
         role_id, version = _role_name(request.name)
         if version is None:  # the current version: from memory (the view follows every change)
             current = (await self.view.fresh()).roles.get(role_id)
-            if current is None:
-                raise NotFound(f"roles/{role_id} does not exist")
-            return current
+            if current is not None:
+                return current
+            # Not in the view: absent, or just created by another replica (seen here within the poll).
         row, past = await uc.get_role(self.db, role_id, version)
         return messages.role_version_out(past, row) if past else messages.role_out(row)
 

@@ -9,7 +9,7 @@ from engage.roles.v1 import directory_pb2, directory_pb2_grpc
 from google.protobuf import empty_pb2
 
 from services.platform.db import Database
-from services.platform.errors import EngageError, InvalidArgument, NotFound, invalid
+from services.platform.errors import EngageError, InvalidArgument, invalid
 from services.platform.resources import check_id, mask_paths, page_of, parse_name, required_text
 from services.roles import messages
 from services.roles.app import directory as uc
@@ -116,13 +116,12 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
         self, request: directory_pb2.GetPersonRequest, context: grpc.aio.ServicerContext
     ) -> directory_pb2.Person:
         person_id = parse_name(request.name, "people", "name")
-        if self.view is None:
-            return messages.person_out(await uc.get_person(self.db, person_id))
         # The view follows every change: this replica's own at once, other replicas' within its poll.
-        found = (await self.view.fresh()).person(person_id)
-        if found is None:
-            raise NotFound(f"people/{person_id} does not exist")
-        return found
+        found = (await self.view.fresh()).person(person_id) if self.view is not None else None
+        if found is not None:
+            return found
+        # Not in the view: absent, or just created by another replica.
+        return messages.person_out(await uc.get_person(self.db, person_id))
 
     async def ListPeople(
         self, request: directory_pb2.ListPeopleRequest, context: grpc.aio.ServicerContext

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.platform.errors import FailedPrecondition, NotFound
-from services.roles.domain.decisions import Answer, DecisionFacts, Holding, resolve
-from services.roles.domain.model import Money, PersonStatus
+from services.roles.domain.decisions import Answer, DecisionFacts, Holding, may_decide, resolve
+from services.roles.domain.model import Money, PersonStatus, Scope
 from services.roles.store.decision_view import DecisionView
 
 
@@ -77,13 +77,35 @@ async def check_decision(
     held = {a for pid in holders for a in v.by_person.get(pid, {}).values()}
     held |= {a for unit in unit_path for a in v.by_unit.get(unit, {}).values()}
 
+    # Only what the rule can use becomes a Holding: the holders' own roles, and
+    # in each enclosing unit the assignments that may decide plus one per
+    # role (a role held in a unit below stops a WITH_UNASSIGNED_DESCENDANTS
+    # scope above). A unit can hold thousands of assignments that cannot.
+    depth = {unit: d for d, unit in enumerate(unit_path)}
     by_person: dict[str, list[Holding]] = defaultdict(list)
     by_unit: dict[str, list[Holding]] = defaultdict(list)
+    roles_in_unit: set[tuple[str, str]] = set()
+    version_moments: dict[str, list[datetime]] = {}
     for a in held:
-        moments.extend(t for t in (a.valid_from, a.valid_to) if t is not None and t > at)
-        moments.extend(r.effective_from for r in v.versions.get(a.role_id, ()) if r.effective_from > at)
+        if a.valid_from > at:
+            moments.append(a.valid_from)
+        if a.valid_to is not None and a.valid_to > at:
+            moments.append(a.valid_to)
+        if a.role_id not in version_moments:
+            version_moments[a.role_id] = [
+                r.effective_from for r in v.versions.get(a.role_id, ()) if r.effective_from > at
+            ]
+            moments.extend(version_moments[a.role_id])
         version = v.version_at(a.role_id, at) if a.active_at(at) else None
         if version is None:
+            continue
+        d = depth.get(a.org_unit_id)
+        in_unit = d is not None and (
+            (a.org_unit_id, a.role_id) not in roles_in_unit
+            or ((d == 0 or a.scope != Scope.ORG_UNIT_ONLY) and may_decide(version.rights, category_id, amount))
+        )
+        is_holder = a.person_id in holders
+        if not (in_unit or is_holder):
             continue
         holding = Holding(
             a.assignment_id,
@@ -95,8 +117,11 @@ async def check_decision(
             a.scope,
             version.rights,
         )
-        by_person[a.person_id].append(holding)
-        by_unit[a.org_unit_id].append(holding)
+        if is_holder:
+            by_person[a.person_id].append(holding)
+        if in_unit:
+            by_unit[a.org_unit_id].append(holding)
+            roles_in_unit.add((a.org_unit_id, a.role_id))
 
     answer = resolve(
         DecisionFacts(
@@ -107,7 +132,7 @@ async def check_decision(
             unit_path=unit_path,
             people=v.people,
             holdings_by_person=by_person,
-            holdings_by_unit={u: hs for u, hs in by_unit.items() if u in unit_path},
+            holdings_by_unit=by_unit,
             delegations=delegations,
             manager_chain=chain,
         )

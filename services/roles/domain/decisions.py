@@ -127,10 +127,10 @@ def right_covers(right: DecisionRight, category_id: str, amount: Money | None) -
     return True, f"up to {right.limit}"
 
 
-def _may_grant(holding: Holding, category_id: str, amount: Money | None) -> bool:
-    """`right_covers` for some right of the holding, without the words: a
-    team's unit can hold a hundred assignments that cannot decide."""
-    for right in holding.rights:
+def may_decide(rights: tuple[DecisionRight, ...], category_id: str, amount: Money | None) -> bool:
+    """Whether some right covers the decision: `right_covers` without the
+    words (a team's unit can hold a hundred assignments that cannot decide)."""
+    for right in rights:
         if right.category != category_id or right.authority != Authority.DECIDE:
             continue
         limit = right.limit
@@ -232,7 +232,7 @@ def resolve(facts: DecisionFacts) -> Answer:
         for holding in facts.holdings_by_unit.get(unit, []):
             if (
                 holding.person_id == person.id
-                or not _may_grant(holding, facts.category_id, facts.amount)
+                or not may_decide(holding.rights, facts.category_id, facts.amount)
                 or not _covers_unit(holding, depth, facts.unit_path, facts.holdings_by_unit)
             ):
                 continue
