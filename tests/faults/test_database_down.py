@@ -43,8 +43,9 @@ BACK_OFF = 0.1
 # Found by this suite, in services/platform/db.py (not the suite's to change): a database that stops
 # answering without closing its connections makes writes wait, up to the PostgreSQL driver's
 # command_timeout (30 s) or SQLite's busy_timeout (30 s), far past any client's deadline, instead of
-# failing fast with UNAVAILABLE. Clients see DEADLINE_EXCEEDED (retryable; nothing half written).
-SLOW_FAILURE = "the service waits out the client's deadline instead of answering UNAVAILABLE (db.py timeouts of 30 s)"
+# failing fast with UNAVAILABLE. Calls hang through the outage and end in DEADLINE_EXCEEDED, or in
+# success once it is over (retryable either way; nothing half written).
+SLOW_FAILURE = "calls hang through the outage up to their deadline instead of failing fast (db.py waits 30 s)"
 
 
 def person(i: int) -> directory_pb2.CreatePersonRequest:
@@ -68,15 +69,15 @@ class Writers:
     admin: Metadata
     calls: list[Call] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
-    _next: int = 0
+    attempted: int = 0  # creates taken up so far (people D00000 .. attempted-1)
 
     async def run(self) -> None:
         await asyncio.gather(*(self._writer() for _ in range(WRITERS)))
 
     async def _writer(self) -> None:
         """Creates one person after another; a failed create is retried with its request id, as a client would."""
-        while not self.stop.is_set() and self._next < 20_000:
-            i, self._next = self._next, self._next + 1
+        while not self.stop.is_set() and self.attempted < 20_000:
+            i, self.attempted = self.attempted, self.attempted + 1
             while not self.stop.is_set():
                 started = time.monotonic()
                 try:
@@ -121,7 +122,7 @@ async def run_outage(
         await running
         # Every create that failed, retried with its request id: made once, whether or not it had committed.
         failed = sorted({c.index for c in load.calls if c.code != grpc.StatusCode.OK})
-        for i in sorted(set(range(load._next)) - {c.index for c in load.calls if c.code == grpc.StatusCode.OK}):
+        for i in sorted(set(range(load.attempted)) - {c.index for c in load.calls if c.code == grpc.StatusCode.OK}):
             await stub.CreatePerson(person(i), metadata=admin, timeout=30)  # those the stop cut short
         names = await all_names(stub.ListPeople, directory_pb2.ListPeopleRequest, "people", admin)
     await eventually(lambda: backlog(db), lambda n: n == 0, 30, "the outbox to drain")
@@ -140,7 +141,7 @@ async def run_outage(
     assert codes["UNAVAILABLE"] > 0, "no call failed: the outage did not reach the service"
     assert set(codes) <= {"OK", "UNAVAILABLE"}, codes  # failures are UNAVAILABLE, never a deadline or INTERNAL
     assert slowest < FAST, slowest  # failing fast, not waiting out the deadline
-    assert len(made) == load._next  # every create attempted exists once (retried ones included)
+    assert len(made) == load.attempted  # every create attempted exists once (retried ones included)
     assert Counter(created) == Counter(made)  # nothing half written: each row its one event, no event without row
 
 
