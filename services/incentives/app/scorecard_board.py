@@ -69,6 +69,7 @@ class _Period:
     scheme: SchemeState
     period: Period
     conditions: list[Any]
+    event_conditions: list[Any]  # the same, for a query naming events (`counting_in`'s by_event)
     counted: dict[str, dict[str, Contribution]]
     members: set[str]  # people with a scorecard: counted events, or taking part
     size: int = 0  # counted credits held
@@ -276,7 +277,7 @@ class ScorecardBoard:
         _, content = held.scheme.version_for(held.period)
         for start in range(0, len(events), CHUNK):
             part = events[start : start + CHUNK]
-            held.add(await contributions(s, content, held.period, held.conditions, None, part))
+            held.add(await contributions(s, content, held.period, held.event_conditions, None, part))
 
     async def _recount(self, s: AsyncSession, held: _Period, people: list[str]) -> None:
         """What counts for these people changed (roles held, taking part): count them again."""
@@ -343,10 +344,12 @@ class ScorecardBoard:
         _, content = scheme.version_for(period)
         directory = await load_directory(s)
         conditions = counting_in(content, period, directory.units, scheme.close_times())
+        by_event = counting_in(content, period, directory.units, scheme.close_times(), by_event=True)
         counted = (await s.exec(select(sa.func.count()).select_from(CreditRow).where(*conditions))).one()
         if int(counted) > self.max_credits:
             return None
         found = await contributions(s, content, period, conditions, None)
         members = set(found) | {p for p in directory.people if directory.took_part_in(content, p, period)}
-        by_event = {p: {c.event_id: c for c in listed} for p, listed in found.items()}
-        return _Period(scheme, period, conditions, by_event, members, sum(len(c) for c in by_event.values()))
+        counted_by_event = {p: {c.event_id: c for c in listed} for p, listed in found.items()}
+        size = sum(len(c) for c in counted_by_event.values())
+        return _Period(scheme, period, conditions, by_event, counted_by_event, members, size)
