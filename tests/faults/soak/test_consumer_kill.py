@@ -10,16 +10,14 @@ consumer's ack wait (30 s), which is why it runs with `make soak` rather than
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from pathlib import Path
 
 import nats
 import pytest
 from sqlmodel import select
 
-from services.incentives.main import CRM_CONSUMER
 from services.incentives.store.tables import BehaviourEventRow
-from services.platform.consumer import DeadLetterRow, InboxRow
+from services.platform.consumer import DeadLetterRow
 from services.platform.db import Database
 from tests.integration.incentives.conftest import observed, ts
 from tests.support import crm
@@ -60,7 +58,6 @@ async def test_kill_9_of_the_incentives_process_while_it_consumes_loses_and_doub
         scenario.faults = f"kill -9 x{KILLS} with {', '.join(map(str, seen))} of {EVENTS} recorded, restarts"
         await eventually(lambda: recorded(db), lambda n: n == EVENTS, 120, "every event recorded")
         async with db.read() as s:
-            inbox = Counter((await s.exec(select(InboxRow.event_id).where(InboxRow.consumer == CRM_CONSUMER))).all())
             rows = list((await s.exec(select(BehaviourEventRow.id))).all())
             dead = list((await s.exec(select(DeadLetterRow))).all())
     finally:
@@ -68,8 +65,9 @@ async def test_kill_9_of_the_incentives_process_while_it_consumes_loses_and_doub
         await db.dispose()
     expected = [f"kill-{i}" for i in range(EVENTS)]
     scenario.count(expected, rows)
+    # Each event recorded once: its behaviour event row is the consumer's de-duplication record (the
+    # consumer keeps no inbox row for CRM events); A1 is unknown here (no roles), so each waits parked.
     assert sorted(rows) == sorted(expected)
-    assert set(inbox) == set(expected) and set(inbox.values()) == {1}
     assert dead == []
     assert seen[-1] < EVENTS, "the last kill came after the work was done"
 

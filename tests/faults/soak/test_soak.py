@@ -131,8 +131,10 @@ async def system(tmp_path: Path, workdir: Path, mint) -> AsyncIterator[System]:
 
 @pytest.mark.timeout(SECONDS + 900)  # the suite's 300 s per test would cut the soak short
 async def test_a_steady_mixed_load_keeps_memory_and_latency_flat_and_loses_nothing(system: System, mint, scenario):
-    admin = mint.metadata("soak-admin", roles=["hr_admin"])
-    bearer = {"Authorization": f"Bearer {mint.token('soak-admin', roles=['hr_admin'])}"}
+    # Tokens that outlive the run (the mint's default of 10 minutes would expire in the middle of it).
+    lasting = {"exp": int(time.time() + SECONDS + 900)}
+    admin = mint.metadata("soak-admin", roles=["hr_admin"], **lasting)
+    bearer = {"Authorization": f"Bearer {mint.token('soak-admin', roles=['hr_admin'], **lasting)}"}
     scenario.load = f"{SECONDS:g}s steady mixed load: {', '.join(READS + WRITES)}"
     scenario.faults = "none (steady state)"
     crm_ids: list[str] = []
