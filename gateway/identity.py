@@ -107,13 +107,18 @@ class TokenVerifier:
             principal, not_before, expires = remembered
             if not_before <= time.time() < expires:
                 self._verified.move_to_end(token)
-                return replace(principal, via_cookie=via_cookie)
+                return self._as_sent(principal, via_cookie)
             del self._verified[token]
         principal, claims = await self._verify(token)
         self._verified[token] = (principal, float(claims.get("nbf", 0)), float(claims["exp"]))
         if len(self._verified) > self.REMEMBERED:
             self._verified.popitem(last=False)
-        return replace(principal, via_cookie=via_cookie)
+        return self._as_sent(principal, via_cookie)
+
+    @staticmethod
+    def _as_sent(principal: Principal, via_cookie: bool) -> Principal:
+        # Remembered principals came as bearer tokens; a copy only for cookies (most calls skip it).
+        return replace(principal, via_cookie=True) if via_cookie else principal
 
     async def _verify(self, token: str) -> tuple[Principal, dict[str, Any]]:
         try:

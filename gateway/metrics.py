@@ -33,12 +33,21 @@ class GatewayMetrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
+        # (route template, method, status) -> its counter and histogram; templates are few, so this stays small.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, scope: MutableMapping[str, Any], status: int, seconds: float) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or ("/static" if scope["path"].startswith("/static/") else "unmatched")
-        self.requests.labels(template, scope["method"], str(status)).inc()
-        self.latency.labels(template, scope["method"]).observe(seconds)
+        key = (template, scope["method"], status)
+        series = self._series.get(key)
+        if series is None:  # looking the labelled series up costs more than counting: once per label set
+            series = self._series[key] = (
+                self.requests.labels(template, scope["method"], str(status)),
+                self.latency.labels(template, scope["method"]),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
