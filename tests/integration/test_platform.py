@@ -4,8 +4,6 @@ import asyncio
 import time
 
 import grpc
-import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
 from engage.roles.v1 import directory_pb2, directory_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -14,7 +12,7 @@ from services.roles.api.permissions import PERMISSIONS
 from services.roles.main import SERVICE_NAMES
 from tests.support.company import company_rows, stream
 from tests.support.grpc_errors import call_error
-from tests.support.tokens import AUDIENCE, ISSUER
+from tests.support.tokens import refused_authorizations
 from tests.support.waiting import eventually
 
 
@@ -30,33 +28,12 @@ def test_every_rpc_declares_a_permission():
 
 
 async def test_tokens_that_must_be_refused(roles):
-    mint = roles.mint
-    now = int(time.time())
-    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    unsigned = jwt.encode(
-        {"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 60, "engage_roles": ["hr_admin"]},
-        key=None,
-        algorithm="none",
-    )
-    good = mint.token(roles=["hr_admin"])
-    tampered = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
-    bad_tokens = {
-        "missing": None,
-        "expired": mint.token(roles=["hr_admin"], exp=now - 10, iat=now - 100),
-        "not yet valid": mint.token(roles=["hr_admin"], nbf=now + 3600),
-        "wrong audience": mint.token(roles=["hr_admin"], aud="someone-else"),
-        "wrong issuer": mint.token(roles=["hr_admin"], iss="evil"),
-        "alg none": unsigned,
-        "tampered": tampered,
-        "wrong key": mint.token(roles=["hr_admin"], key=other_key),
-        "unknown kid": mint.token(roles=["hr_admin"], kid="other"),
-        "not bearer": "garbage",
-    }
     request = directory_pb2.ListPeopleRequest()
-    for what, token in bad_tokens.items():
-        metadata = () if token is None else (("authorization", token if what == "not bearer" else f"Bearer {token}"),)
+    for what, authorization in refused_authorizations(roles.mint).items():
+        metadata = () if authorization is None else (("authorization", authorization),)
         err = await call_error(roles.directory.ListPeople(request, metadata=metadata, timeout=5))
         assert err.code == grpc.StatusCode.UNAUTHENTICATED, what
+    good = roles.mint.token(roles=["hr_admin"])
     ok = await roles.directory.ListPeople(request, metadata=(("authorization", f"Bearer {good}"),), timeout=5)
     assert ok.people == []
 
