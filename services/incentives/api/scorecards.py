@@ -68,6 +68,8 @@ class ScorecardServicer(scorecards_pb2_grpc.ScorecardServiceServicer):
         self.minimum_group_size = minimum_group_size
         self.schemes = SchemeCache()
         self.board = board
+        if board is not None:
+            board.prepare = _scorecard_out
 
     async def GetScorecard(
         self, request: scorecards_pb2.GetScorecardRequest, context: grpc.aio.ServicerContext

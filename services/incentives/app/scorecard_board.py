@@ -11,7 +11,8 @@ change, so a batch costs what it adds, not each person's whole month); the
 people whose eligibility changed are counted again; a change for `everyone`
 (a scheme published, a period closed, the unit tree) drops the held periods,
 which load again on the next read. A person's scorecard is built when first
-read after a change.
+read after a change, or ahead of that once no change has come for a second
+(a slice each poll, so the replica stays responsive).
 
 Freshness: a change committed through this replica is seen by the next read
 (the commit marks the board stale and the read catches up first); changes
@@ -36,6 +37,7 @@ import contextlib
 import itertools
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -58,6 +60,9 @@ log = get_logger(__name__)
 Key = tuple[str, str]  # (scheme id, period id)
 CHUNK = 5000  # people recomputed per query (drivers cap a query's parameters)
 PRUNE_EVERY_SECONDS = 60.0
+# When no change has come for this long, views are built ahead of reads, this many a poll (~0.1 ms each).
+QUIET_SECONDS = 1.0
+WARM_PER_POLL = 300
 
 
 @dataclass
@@ -73,6 +78,7 @@ class _Period:
     counted: dict[str, dict[str, Contribution]]
     members: set[str]  # people with a scorecard: counted events, or taking part
     size: int = 0  # counted credits held
+    unbuilt: set[str] = field(default_factory=set)  # people whose view a change dropped (or never built)
     views: dict[str, ScorecardView] = field(default_factory=dict)
     order: list[str] | None = None  # members sorted, for pages; None when it must be sorted again
 
@@ -83,6 +89,7 @@ class _Period:
             known.update((c.event_id, c) for c in listed)
             self.size += len(known) - before
             self.views.pop(person, None)
+            self.unbuilt.add(person)
             if person not in self.members:
                 self.members.add(person)
                 self.order = None
@@ -92,6 +99,7 @@ class _Period:
         self.counted[person] = {c.event_id: c for c in listed}
         self.size += len(self.counted[person])
         self.views.pop(person, None)
+        self.unbuilt.add(person)
         if member != (person in self.members):
             self.members.symmetric_difference_update({person})
             self.order = None
@@ -102,7 +110,16 @@ class _Period:
             found = open_card(self.scheme, self.period, person, self.counted.get(person, {}).values())
             if person in self.members:
                 self.views[person] = found
+            self.unbuilt.discard(person)
         return found
+
+    def warm(self, limit: int, prepare: Callable[[ScorecardView], object]) -> None:
+        """Builds up to `limit` views a change left to build, ahead of their reads."""
+        while self.unbuilt and limit > 0:
+            person = self.unbuilt.pop()
+            if person in self.members:
+                prepare(self.view(person))
+                limit -= 1
 
     def sorted_members(self) -> list[str]:
         if self.order is None:
@@ -135,12 +152,15 @@ class ScorecardBoard:
         self._seq: int | None = None  # the last change applied; None until the first catch-up
         self._gaps: dict[int, float] = {}  # skipped sequence number -> first seen missing
         self._synced = 0.0  # monotonic time of the last catch-up that succeeded
+        self._changed = 0.0  # monotonic time of the last change applied
         self._pruned = 0.0
         # Commits seen by this process, and how many of them the board has applied.
         self._commits = 0
         self._applied = -1
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        # What the API does with a view before answering (its message, kept on the view), done ahead too.
+        self.prepare: Callable[[ScorecardView], object] = lambda _view: None
         db.after_commit.append(self.mark_stale)
 
     def mark_stale(self) -> None:
@@ -163,6 +183,9 @@ class ScorecardBoard:
         while True:
             try:
                 await self.catch_up()
+                if time.monotonic() - self._changed > QUIET_SECONDS:
+                    for held in self._held.values():  # quiet: build views ahead of reads, a slice a poll
+                        held.warm(WARM_PER_POLL, self.prepare)
                 if time.monotonic() - self._pruned > PRUNE_EVERY_SECONDS:
                     await self._prune()
             except Exception as exc:  # the database is down: retry, say so once
@@ -259,6 +282,8 @@ class ScorecardBoard:
             everyone = everyone or bool(for_everyone)
             people.update(named)
             events.update(accepted)
+        if rows:
+            self._changed = now
         if everyone:
             self._held.clear()
             self._refused.clear()
@@ -352,4 +377,4 @@ class ScorecardBoard:
         members = set(found) | {p for p in directory.people if directory.took_part_in(content, p, period)}
         counted_by_event = {p: {c.event_id: c for c in listed} for p, listed in found.items()}
         size = sum(len(c) for c in counted_by_event.values())
-        return _Period(scheme, period, conditions, by_event, counted_by_event, members, size)
+        return _Period(scheme, period, conditions, by_event, counted_by_event, members, size, unbuilt=set(members))
