@@ -45,7 +45,8 @@ def subtree(units: Mapping[str, ProjectedOrgUnitRow], roots: Iterable[str]) -> s
 
 
 def _window(w: Window, by_event: bool) -> Any:
-    occurred, accepted = col(C.occurred_at), col(C.accepted_at)
+    occurred: Any = col(C.occurred_at)
+    accepted: Any = col(C.accepted_at)
     if by_event:  # the same values, but no index on times for the planner to prefer to the events' ids
         occurred, accepted = sa.func.coalesce(occurred, occurred), sa.func.coalesce(accepted, accepted)
     terms = [occurred >= w.occurred_from, occurred < w.occurred_to]

@@ -271,7 +271,9 @@ class ScorecardBoard:
             or_(col(c.seq) > cursor, col(c.seq).in_(list(gaps)))
         )
         rows = (await s.exec(query.order_by(col(c.seq)))).all()
-        last, everyone, people, events = cursor, False, set(), set()
+        last, everyone = cursor, False
+        people: set[str] = set()
+        events: set[str] = set()
         for row_seq, named, accepted, for_everyone in rows:
             seq = int(row_seq or 0)
             if seq > last:
@@ -356,7 +358,7 @@ class ScorecardBoard:
             "scorecard_board.loaded",
             scheme=key[0],
             period=key[1],
-            scorecards=len(held.cards),
+            scorecards=len(held.members),
             seconds=round(time.monotonic() - started, 3),
         )
 

@@ -129,14 +129,14 @@ async def _explained(
     return {p: score(content, found.get(p, [])) for p in people}
 
 
-async def _in_scope(db: Database, caller: Identity) -> set[str]:
+async def _in_scope(db: Database, person_id: str) -> set[str]:
     """Whose scorecards a person reads (see `authorize_read`): their own, and
     everyone in the units they head and below."""
     async with db.read() as s:
         units = await load_units(s)
-        scope = subtree(units, [u.id for u in units.values() if u.manager_id == caller.person_id])
+        scope = subtree(units, [u.id for u in units.values() if u.manager_id == person_id])
         query = select(ProjectedPersonRow.id).where(col(ProjectedPersonRow.org_unit_id).in_(sorted(scope)))
-        return set((await s.exec(query)).all()) | {caller.person_id}
+        return set((await s.exec(query)).all()) | {person_id}
 
 
 def _reads_all(caller: Identity, person_id: str) -> bool:
@@ -210,7 +210,8 @@ async def list_scorecards(
     """A page of the period's scorecards the caller may read; only the page's are explained."""
     caller = current_identity()
     if board is not None:
-        readable = None if caller.roles & READ_ALL_ROLES or not caller.person_id else await _in_scope(db, caller)
+        reads_all = bool(caller.roles & READ_ALL_ROLES) or not caller.person_id
+        readable = None if reads_all else await _in_scope(db, caller.person_id or "")
         held = await board.page(scheme_id, period_id, size, after, readable)
         if held is not None:
             return held
