@@ -47,16 +47,14 @@ def skill_level_event(
     return skill_level_events([(row, previous_level, previous_claimed)], {row.skill_id: top})[0]
 
 
-_LEVEL_CHANGED = "engage.skills.v1.skill_level.changed"
-_LEVEL_SCHEMA = f"proto:{events_pb2.SkillLevelEvent.DESCRIPTOR.full_name}"
-
-
 def skill_level_events(
     changes: Sequence[tuple[SkillLevelRow | StoredLevel, int, int]], tops: Mapping[str, int]
 ) -> list[CloudEvent]:
     """`skill_level.changed` of each (level, previous level, previous claim),
     as change_event builds them, with the caller and the time taken once: an
     import changes millions of levels in one transaction."""
+    # One event made the usual way names the type, source and schema for all.
+    template = _event("skill_level", "changed", "", events_pb2.SkillLevelEvent(), 0)
     actor = current_identity().actor
     now = datetime.now(UTC)
     events = []
@@ -68,11 +66,11 @@ def skill_level_events(
         )
         events.append(
             CloudEvent(
-                type=_LEVEL_CHANGED,
-                source=SOURCE,
+                type=template.type,
+                source=template.source,
                 subject=f"people/{row.person_id}/skillLevels/{row.skill_id}",
                 data=body.SerializeToString(deterministic=True),
-                dataschema=_LEVEL_SCHEMA,
+                dataschema=template.dataschema,
                 sequence=row.revision,
                 # Partitioned by person: a consumer sees one person's levels in order.
                 partitionkey=f"people/{row.person_id}",
