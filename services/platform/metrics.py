@@ -20,7 +20,7 @@ OUTBOX_LAG = Histogram(
     ["service"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
-OUTBOX_BACKLOG = Gauge("engage_outbox_backlog", "Events waiting to be published", ["service"])
+OUTBOX_BACKLOG = Gauge("engage_outbox_backlog", "Events waiting to be published (counted up to 100,000)", ["service"])
 READY = Gauge("engage_ready", "1 when the database and NATS are reachable", ["service"])
 
 
