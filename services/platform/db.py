@@ -120,6 +120,11 @@ class GroupCommit:
                     task.add_done_callback(self._commits.discard)
         await asyncio.shield(group.done)
 
+    async def settle(self) -> None:
+        """Waits for the commits in flight (each closes its connection when done)."""
+        while self._commits:
+            await asyncio.gather(*self._commits, return_exceptions=True)
+
     async def _commit(self, group: _Group) -> None:
         async with self.lock:
             if self._group is not group:
@@ -241,6 +246,8 @@ class Database:
             return False
 
     async def dispose(self) -> None:
+        if self._groups is not None:
+            await self._groups.settle()  # not cancelled half way by the pool's shutdown
         await self.engine.dispose()
 
 
