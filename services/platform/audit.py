@@ -38,9 +38,15 @@ class AuditRecord(SQLModel, table=True):
     data_schema: str = Field(max_length=200)
 
 
-def audit_values(event: CloudEvent) -> dict[str, Any]:
-    """The audit row of an event, as column values (for bulk inserts)."""
-    request_id = structlog.contextvars.get_contextvars().get("request_id", "")
+def current_request_id() -> str:
+    return str(structlog.contextvars.get_contextvars().get("request_id", ""))
+
+
+def audit_values(event: CloudEvent, request_id: str | None = None) -> dict[str, Any]:
+    """The audit row of an event, as column values (for bulk inserts); the
+    request id is the current call's unless given."""
+    if request_id is None:
+        request_id = current_request_id()
     return {
         "actor": event.authid,
         "event_type": event.type,

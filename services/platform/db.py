@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.platform import sqlite_driver
-from services.platform.audit import AuditRecord, audit_values
+from services.platform.audit import AuditRecord, audit_values, current_request_id
 from services.platform.cloudevents import CloudEvent
 from services.platform.log import get_logger
 from services.platform.outbox import OUTBOX, OutboxRow
@@ -56,8 +56,9 @@ class UnitOfWork:
 
     async def emit_many(self, events: list[CloudEvent]) -> None:
         """`emit` for imports: written at once, in multi-row INSERTs."""
-        for each in events:
-            self.emit(each)
+        request_id = current_request_id()  # once: an import emits millions
+        self.events.extend(events)
+        self._unwritten.extend((OutboxRow.values_of(e), audit_values(e, request_id)) for e in events)
         await self.write_events()
 
     async def write_events(self) -> None:
