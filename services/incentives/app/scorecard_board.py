@@ -53,6 +53,7 @@ from services.incentives.domain.periods import Period
 from services.incentives.domain.scoring import Contribution
 from services.incentives.store.tables import CreditRow, ScorecardChangeRow
 from services.platform.db import Database, utcnow
+from services.platform.following import Follower
 from services.platform.log import get_logger
 
 log = get_logger(__name__)
@@ -158,7 +159,7 @@ class ScorecardBoard:
         self._commits = 0
         self._applied = -1
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._follower = Follower("scorecard_board", self._step, poll_seconds)
         # What the API does with a view before answering (its message, kept on the view), done ahead too.
         self.prepare: Callable[[ScorecardView], object] = lambda _view: None
         db.after_commit.append(self.mark_stale)
@@ -168,35 +169,24 @@ class ScorecardBoard:
         self._commits += 1
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._follow(), name="scorecard-board")
+        self._follower.start()
 
     async def stop(self) -> None:
-        tasks = [t for t in [self._task, *self._loading.values()] if t is not None]
+        await self._follower.stop()
+        tasks = list(self._loading.values())
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _follow(self) -> None:
-        failing = False
-        while True:
-            try:
-                await self.catch_up()
-                if time.monotonic() - self._changed > QUIET_SECONDS:
-                    for held in self._held.values():  # quiet: build views ahead of reads, a slice a poll
-                        held.warm(WARM_PER_POLL, self.prepare)
-                if time.monotonic() - self._pruned > PRUNE_EVERY_SECONDS:
-                    await self._prune()
-            except Exception as exc:  # the database is down: retry, say so once
-                if not failing:
-                    log.warning("scorecard_board.catch_up_failed", error=str(exc) or type(exc).__name__)
-                failing = True
-            else:
-                if failing:
-                    log.info("scorecard_board.caught_up_again")
-                failing = False
-            await asyncio.sleep(self.poll_seconds)
+    async def _step(self) -> None:
+        await self.catch_up()
+        if time.monotonic() - self._changed > QUIET_SECONDS:
+            for held in self._held.values():  # quiet: build views ahead of reads, a slice a poll
+                held.warm(WARM_PER_POLL, self.prepare)
+        if time.monotonic() - self._pruned > PRUNE_EVERY_SECONDS:
+            await self._prune()
 
     # ---- reading -------------------------------------------------------------------
 

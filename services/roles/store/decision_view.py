@@ -18,7 +18,6 @@ transaction leaves a number that never appears).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.platform.db import Database
+from services.platform.following import Follower
 from services.platform.log import get_logger
 from services.platform.outbox import OutboxRow
 from services.roles import messages
@@ -105,7 +105,7 @@ class DecisionView:
         self._commits = 0
         self._applied = -1
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._follower = Follower("decision_view", self.catch_up, poll_seconds)
         db.after_commit.append(self.mark_stale)
 
     def mark_stale(self) -> None:
@@ -113,28 +113,10 @@ class DecisionView:
         self._commits += 1
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._follow(), name="decision-view")
+        self._follower.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _follow(self) -> None:
-        failing = False
-        while True:
-            await asyncio.sleep(self.poll_seconds)
-            try:
-                await self.catch_up()
-            except Exception as exc:  # the database is down: retry, say so once
-                if not failing:
-                    log.warning("decision_view.catch_up_failed", error=str(exc) or type(exc).__name__)
-                failing = True
-                continue
-            if failing:
-                log.info("decision_view.caught_up_again")
-                failing = False
+        await self._follower.stop()
 
     async def fresh(self) -> DecisionView:
         """The view, caught up with every change this process has committed.

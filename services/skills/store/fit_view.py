@@ -33,7 +33,6 @@ Freshness:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.platform.db import Database
+from services.platform.following import Follower
 from services.platform.log import get_logger
 from services.platform.outbox import OutboxRow
 from services.skills.domain.fit import Requirement
@@ -105,37 +105,17 @@ class FitView:
         self._commits = 0  # commits of this process, and how many the view has applied
         self._applied = 0
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._follower = Follower("fit_view", self.catch_up, poll_seconds)
         db.after_commit.append(self.mark_stale)
 
     def mark_stale(self) -> None:
         self._commits += 1
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._follow(), name="skills-fit-view")
+        self._follower.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _follow(self) -> None:
-        failing = False
-        while True:
-            try:
-                await self.catch_up()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database is down: retry, say so once
-                if not failing:
-                    log.warning("fit_view.catch_up_failed", error=str(exc) or type(exc).__name__)
-                failing = True
-            else:
-                if failing:
-                    log.info("fit_view.caught_up_again")
-                failing = False
-            await asyncio.sleep(self.poll_seconds)
+        await self._follower.stop()
 
     # ---- answering --------------------------------------------------------------------------
 
