@@ -90,6 +90,7 @@ class EventConsumer:
         max_deliver: int = 5,
         batch_size: int = 200,
         ack_wait_seconds: float = 30.0,
+        prefetch: bool = False,
     ):
         self.db = db
         self.link = link
@@ -100,6 +101,10 @@ class EventConsumer:
         self.max_deliver = max_deliver
         self.batch_size = batch_size
         self.ack_wait = ack_wait_seconds
+        # Fetch the next batch while this one is applied (NATS and the database
+        # work at once; batches still apply in order). What was fetched ahead
+        # when a batch fails comes back after the ack wait.
+        self.prefetch = prefetch
         self.applied = 0
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -133,13 +138,19 @@ class EventConsumer:
             js = self.link.js
             assert js is not None
             sub = None
+            ahead: asyncio.Task[list[Msg]] | None = None
             try:
                 await self.ensure(js)
                 sub = await js.pull_subscribe_bind(durable=self.name, stream=self.stream)
+                if self.prefetch:
+                    ahead = asyncio.create_task(_fetch(sub, self.batch_size))
                 while not self._stopping:
-                    try:
-                        messages = await sub.fetch(self.batch_size, timeout=1.0)
-                    except (nats.errors.TimeoutError, TimeoutError):
+                    if ahead is not None:
+                        messages = await ahead
+                        ahead = asyncio.create_task(_fetch(sub, self.batch_size))
+                    else:
+                        messages = await _fetch(sub, self.batch_size)
+                    if not messages:
                         continue
                     try:
                         await self.apply(messages)
@@ -156,6 +167,10 @@ class EventConsumer:
                 log.warning("consumer.error", consumer=self.name, error=str(exc) or type(exc).__name__)
                 await asyncio.sleep(0.5)
             finally:
+                if ahead is not None:
+                    ahead.cancel()
+                    with contextlib.suppress(BaseException):
+                        await ahead
                 if sub is not None:
                     with contextlib.suppress(Exception):
                         await sub.unsubscribe()
@@ -237,3 +252,10 @@ def _dead_letter(consumer: str, msg: Msg, reason: str) -> DeadLetterRow:
         deliveries=msg.metadata.num_delivered,
         created_at=utcnow(),
     )
+
+
+async def _fetch(sub: JetStreamContext.PullSubscription, size: int) -> list[Msg]:
+    try:
+        return await sub.fetch(size, timeout=1.0)
+    except (nats.errors.TimeoutError, TimeoutError):
+        return []

@@ -14,12 +14,7 @@ platform's per-message path, with its bounded redeliveries and dead letters.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
-import nats.errors
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 
 from services.incentives.app.changes import committed
 from services.incentives.app.ingestion import REJECTED, credit_clock, crm_body, crm_observation, record_many
@@ -45,48 +40,8 @@ class CrmBehaviourConsumer(EventConsumer):
             max_deliver=plain.max_deliver,
             batch_size=plain.batch_size,
             ack_wait_seconds=plain.ack_wait,
+            prefetch=True,
         )
-
-    async def _run(self) -> None:
-        """The platform's loop, with the next batch fetched while this one is
-        applied: the database and NATS work at the same time instead of in
-        turn. Batches are still applied one after another, in order."""
-        while not self._stopping:
-            await self.link.ready.wait()
-            js = self.link.js
-            assert js is not None
-            sub = None
-            ahead: asyncio.Task[list[Msg]] | None = None
-            try:
-                await self.ensure(js)
-                sub = await js.pull_subscribe_bind(durable=self.name, stream=self.stream)
-                ahead = asyncio.create_task(_fetch(sub, self.batch_size))
-                while not self._stopping:
-                    messages = await ahead
-                    ahead = asyncio.create_task(_fetch(sub, self.batch_size))
-                    if not messages:
-                        continue
-                    try:
-                        await self.apply(messages)
-                    except Exception:
-                        # The transaction failed as a whole (database down): hand the batch back.
-                        for msg in messages:
-                            with contextlib.suppress(Exception):
-                                await msg.nak(delay=1.0)
-                        raise
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # broker or database trouble: retry
-                log.warning("consumer.error", consumer=self.name, error=str(exc) or type(exc).__name__)
-                await asyncio.sleep(0.5)
-            finally:
-                if ahead is not None:  # what it fetched is redelivered after the ack wait
-                    ahead.cancel()
-                    with contextlib.suppress(BaseException):
-                        await ahead
-                if sub is not None:
-                    with contextlib.suppress(Exception):
-                        await sub.unsubscribe()
 
     async def apply(self, messages: list[Msg]) -> None:
         good: list[tuple[Msg, CloudEvent, Observed]] = []
@@ -119,10 +74,3 @@ class CrmBehaviourConsumer(EventConsumer):
                 await msg.ack()
         self.applied += len(batch) - len(left)
         return left
-
-
-async def _fetch(sub: JetStreamContext.PullSubscription, size: int) -> list[Msg]:
-    try:
-        return await sub.fetch(size, timeout=1.0)
-    except (nats.errors.TimeoutError, TimeoutError):
-        return []
