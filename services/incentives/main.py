@@ -109,7 +109,7 @@ class IncentivesApp(ServiceApp):
 
 
 def build(settings: IncentivesSettings, db: Database | None = None) -> IncentivesApp:
-    database = db or Database(settings.resolved_database_url())
+    database = db or Database.of(settings)
     board = None
     if settings.scorecard_board_periods > 0:
         board = ScorecardBoard(

@@ -24,8 +24,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.platform import sqlite_driver
 from services.platform.audit import AuditRecord, audit_values, current_request_id
 from services.platform.cloudevents import CloudEvent
+from services.platform.errors import Unavailable
 from services.platform.log import get_logger
 from services.platform.outbox import OUTBOX, OutboxRow
+from services.platform.settings import ServiceSettings
 
 log = get_logger(__name__)
 AUDIT: sa.Table = AuditRecord.__table__  # type: ignore[attr-defined]
@@ -90,14 +92,27 @@ class GroupCommit:
         self.lock = asyncio.Lock()  # FIFO: the committer waits behind the writers queued before it
         self._group: _Group | None = None
         self._commits: set[asyncio.Task[None]] = set()
+        self._lock_failed_at = float("-inf")  # loop time a BEGIN last failed
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[UnitOfWork]:
+        loop = asyncio.get_running_loop()
+        queued_at = loop.time()
         async with self.lock:
             if self._group is None:
+                if self._lock_failed_at >= queued_at:
+                    # Another process held the file while this writer queued:
+                    # fail now rather than wait out the lock once more.
+                    raise Unavailable("the database is busy in another process; retry later", "DATABASE_UNAVAILABLE")
                 conn = await self.engine.connect()
-                await conn.begin()  # BEGIN IMMEDIATE (see _tune_sqlite)
-                self._group = _Group(conn, asyncio.get_running_loop().create_future())
+                try:
+                    await conn.begin()  # BEGIN IMMEDIATE (see _tune_sqlite), waits up to the busy timeout
+                except BaseException:
+                    self._lock_failed_at = loop.time()
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                    raise
+                self._group = _Group(conn, loop.create_future())
             group = self._group
             try:
                 async with AsyncSession(
@@ -179,7 +194,7 @@ class _Group:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10):
+    def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: float = 5.0, statement_timeout: float = 30.0):
         parsed = make_url(url)
         self.url = url
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -188,7 +203,7 @@ class Database:
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["connect_args"] = {"timeout": statement_timeout}
             if parsed.get_driver_name() == "aiosqlite":
                 kwargs["module"] = sqlite_driver.dbapi()  # one thread hop per statement
         else:
@@ -196,12 +211,12 @@ class Database:
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 pool_pre_ping=True,
-                pool_timeout=5,
-                connect_args={"timeout": 5, "command_timeout": 30},
+                pool_timeout=connect_timeout,
+                connect_args={"timeout": connect_timeout, "command_timeout": statement_timeout},
             )
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
-            _tune_sqlite(self.engine)
+            _tune_sqlite(self.engine, busy_ms=round(statement_timeout * 1000))
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(
             self.engine.execution_options(engage_read=True), class_=AsyncSession, expire_on_commit=False
@@ -210,6 +225,15 @@ class Database:
         # busy-waiting on the file lock) and share commits.
         self._groups = GroupCommit(self.engine) if self.is_sqlite else None
         self.after_commit: list[Callable[[], None]] = []
+
+    @classmethod
+    def of(cls, settings: ServiceSettings) -> Database:
+        """The service's database, with its timeouts from the settings."""
+        return cls(
+            settings.resolved_database_url(),
+            connect_timeout=settings.db_connect_timeout_seconds,
+            statement_timeout=settings.db_statement_timeout_seconds,
+        )
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[UnitOfWork]:
@@ -252,7 +276,7 @@ class Database:
         await self.engine.dispose()
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
+def _tune_sqlite(engine: AsyncEngine, busy_ms: int) -> None:
     """WAL for concurrent readers, FULL sync so a commit survives power loss,
     and BEGIN IMMEDIATE for writers so a transaction never fails half way on
     a lock upgrade."""
@@ -263,7 +287,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

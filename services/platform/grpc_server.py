@@ -242,7 +242,7 @@ class ServiceApp:
         self.register = register
         self.service_names = service_names
         self.permissions = permissions
-        self.db = db or Database(settings.resolved_database_url())
+        self.db = db or Database.of(settings)
         self.link = NatsLink(
             settings.nats_url,
             settings.service_name,

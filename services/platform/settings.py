@@ -22,6 +22,11 @@ class ServiceSettings(BaseSettings):
     # SQLite is the embedded default; PostgreSQL by URL
     # (postgresql+asyncpg://user@host/db).
     database_url: str = ""
+    # Bounds on waiting for the database: a silent or locked database fails
+    # calls with UNAVAILABLE after this long instead of holding them. Keep the
+    # statement bound below clients' deadlines and above the longest statement.
+    db_connect_timeout_seconds: float = 5.0
+    db_statement_timeout_seconds: float = 30.0  # PostgreSQL command timeout; SQLite lock wait
     nats_url: str = "nats://127.0.0.1:4222"
     nats_stream: str = "ENGAGE"
     nats_stream_replicas: int = 1

@@ -35,7 +35,7 @@ SERVICE_NAMES = [
 
 
 def build(settings: RolesSettings, db: Database | None = None) -> ServiceApp:
-    database = db or Database(settings.resolved_database_url())
+    database = db or Database.of(settings)
     view = DecisionView(database)
 
     def register(server: grpc.aio.Server) -> None:

@@ -73,7 +73,7 @@ class SkillsApp(ServiceApp):
 
 
 def build(settings: SkillsSettings, db: Database | None = None) -> SkillsApp:
-    database = db or Database(settings.resolved_database_url())
+    database = db or Database.of(settings)
     fit_view = FitView(database, poll_seconds=settings.fit_view_poll_seconds)
 
     def register(server: grpc.aio.Server) -> None:
