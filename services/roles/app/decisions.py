@@ -58,6 +58,9 @@ async def check_decision(
     key = (person_id, category_id, amount)
     if cache is not None and (answer := cache.get(key, v.changes, at)):
         return answer
+    if person_id not in v.people or category_id not in v.categories:
+        # Perhaps just created by another replica: look once more before saying it does not exist.
+        await view.catch_up()
     person = v.people.get(person_id)
     if person is None:
         raise NotFound(f"people/{person_id} does not exist")
