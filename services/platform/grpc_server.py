@@ -85,6 +85,18 @@ class EngageInterceptor(grpc.aio.ServerInterceptor):
         # maximum_concurrent_rpcs so health checks are never refused under load.
         self.max_in_flight = max_in_flight
         self.in_flight = 0
+        self._metrics: dict[tuple[str, grpc.StatusCode], tuple[Any, Any]] = {}
+
+    def _count(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        # prometheus_client's labels() takes a lock and builds a key: look each pair up once.
+        pair = self._metrics.get((method, code))
+        if pair is None:
+            pair = self._metrics[(method, code)] = (
+                metrics.RPCS.labels(self.service, method, code.name),
+                metrics.RPC_SECONDS.labels(self.service, method),
+            )
+        pair[0].inc()
+        pair[1].observe(seconds)
 
     async def intercept_service(
         self,
@@ -177,8 +189,7 @@ class EngageInterceptor(grpc.aio.ServerInterceptor):
                 if admitted:
                     self.in_flight -= 1
                 elapsed = time.perf_counter() - started
-                metrics.RPCS.labels(self.service, short, code.name).inc()
-                metrics.RPC_SECONDS.labels(self.service, short).observe(elapsed)
+                self._count(short, code, elapsed)
                 log.info("rpc", code=code.name, ms=round(elapsed * 1000, 2))
                 structlog.contextvars.clear_contextvars()
 

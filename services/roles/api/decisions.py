@@ -9,50 +9,46 @@ from services.platform.db import utcnow
 from services.platform.resources import parse_name
 from services.roles import messages
 from services.roles.app.decisions import AnswerCache, check_decision
-from services.roles.domain.decisions import Answer, Outcome
+from services.roles.domain.decisions import Answer, Outcome, StepKind
 from services.roles.store.decision_view import DecisionView
+
+_OUTCOMES = {
+    Outcome.DECIDE: decisions_pb2.DECISION_OUTCOME_DECIDE,
+    Outcome.ESCALATE: decisions_pb2.DECISION_OUTCOME_ESCALATE,
+}
+_STEP_KINDS = {kind: decisions_pb2.DecisionStep.Kind.Value(f"KIND_{kind.value}") for kind in StepKind}
 
 
 def answer_out(answer: Answer) -> decisions_pb2.CheckDecisionResponse:
-    response = decisions_pb2.CheckDecisionResponse(
-        outcome=(
-            decisions_pb2.DECISION_OUTCOME_DECIDE
-            if answer.outcome == Outcome.DECIDE
-            else decisions_pb2.DECISION_OUTCOME_ESCALATE
-        ),
-        explanation=answer.explanation,
-    )
-    if answer.grant is not None:
-        h = answer.grant.holding
-        response.applied_rule.CopyFrom(
-            decisions_pb2.AppliedRule(
-                holder=f"people/{answer.grant.holder_id}",
-                role=f"roles/{h.role_id}",
-                role_version=h.role_version,
-                assignment=f"assignments/{h.assignment_id}",
-                delegation=f"delegations/{answer.grant.delegation_id}" if answer.grant.delegation_id else "",
-                limit=messages.money_out(answer.grant.limit) if answer.grant.limit else None,
-            )
-        )
-    if answer.escalate_to is not None:
-        t = answer.escalate_to
-        response.escalate_to.CopyFrom(
-            decisions_pb2.EscalationTarget(
-                person=f"people/{t.person_id}",
-                role=f"roles/{t.role_id}" if t.role_id else "",
-                org_unit=f"orgUnits/{t.org_unit_id}" if t.org_unit_id else "",
-                may_decide=t.may_decide,
-            )
-        )
+    # Fields are set in place (no sub-messages built and copied): every
+    # CheckDecision renders one.
+    response = decisions_pb2.CheckDecisionResponse(outcome=_OUTCOMES[answer.outcome], explanation=answer.explanation)
+    if (grant := answer.grant) is not None:
+        h = grant.holding
+        rule = response.applied_rule
+        rule.holder = f"people/{grant.holder_id}"
+        rule.role = f"roles/{h.role_id}"
+        rule.role_version = h.role_version
+        rule.assignment = f"assignments/{h.assignment_id}"
+        if grant.delegation_id:
+            rule.delegation = f"delegations/{grant.delegation_id}"
+        if grant.limit:
+            rule.limit.CopyFrom(messages.money_out(grant.limit))
+    if (t := answer.escalate_to) is not None:
+        target = response.escalate_to
+        target.person = f"people/{t.person_id}"
+        if t.role_id:
+            target.role = f"roles/{t.role_id}"
+        if t.org_unit_id:
+            target.org_unit = f"orgUnits/{t.org_unit_id}"
+        target.may_decide = t.may_decide
     for step in answer.chain:
-        response.chain.append(
-            decisions_pb2.DecisionStep(
-                kind=decisions_pb2.DecisionStep.Kind.Value(f"KIND_{step.kind.value}"),  # type: ignore[arg-type]
-                person=f"people/{step.person_id}",
-                org_unit=f"orgUnits/{step.org_unit_id}" if step.org_unit_id else "",
-                may_decide=step.may_decide,
-                note=step.note,
-            )
+        response.chain.add(
+            kind=_STEP_KINDS[step.kind],
+            person=f"people/{step.person_id}",
+            org_unit=f"orgUnits/{step.org_unit_id}" if step.org_unit_id else "",
+            may_decide=step.may_decide,
+            note=step.note,
         )
     return response
 
