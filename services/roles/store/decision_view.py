@@ -107,6 +107,7 @@ class DecisionView:
         self._applied = -1
         self._lock = asyncio.Lock()
         self._follower = Follower("decision_view", self.poll, poll_seconds)
+        self._reader = db.engine.execution_options(engage_read=True)  # made once: each call builds an engine
         db.after_commit.append(self.mark_stale)
 
     def mark_stale(self) -> None:
@@ -135,7 +136,7 @@ class DecisionView:
         mostly to find nothing: one plain query on the outbox's highest
         number says whether there is anything to read."""
         if self._loaded and not self._gaps:
-            async with self.db.engine.execution_options(engage_read=True).connect() as conn:
+            async with self._reader.connect() as conn:
                 latest = (await conn.execute(_LATEST_SEQ)).scalar()
             if (latest or 0) <= self._seq:
                 return
