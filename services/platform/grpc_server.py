@@ -76,6 +76,17 @@ def _as_engage_error(exc: Exception) -> EngageError | None:
     return None
 
 
+MAX_REQUEST_ID = 128
+
+
+def _request_id(sent: str | None) -> str:
+    """The caller's request id, or a new one when it sent none or one too
+    long to be an id (it is copied into every log line of the call)."""
+    if sent and len(sent) <= MAX_REQUEST_ID:
+        return sent
+    return str(uuid.uuid4())
+
+
 class EngageInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, service: str, verifier: TokenVerifier, permissions: Mapping[str, str], max_in_flight: int = 512):
         self.service = service
@@ -129,7 +140,7 @@ class EngageInterceptor(grpc.aio.ServerInterceptor):
         short = method.rsplit("/", 1)[-1]
 
         async def run(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            request_id = str(metadata.get("x-request-id") or uuid.uuid4())
+            request_id = _request_id(metadata.get("x-request-id"))
             structlog.contextvars.bind_contextvars(request_id=request_id, rpc=short)
             started = time.perf_counter()
             code = grpc.StatusCode.OK

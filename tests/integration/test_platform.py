@@ -296,3 +296,10 @@ async def test_every_answer_carries_the_request_id_for_the_logs(roles):
     await fresh
     made = dict(await fresh.trailing_metadata())["x-request-id"]
     assert len(made) == 36  # a uuid made by the service when the caller sent none
+    # An id too long to be one is not copied into every log line: the call gets its own.
+    long = roles.directory.ListPeople(
+        directory_pb2.ListPeopleRequest(), metadata=(*roles.admin, ("x-request-id", "x" * 5000)), timeout=5
+    )
+    await long
+    replaced = dict(await long.trailing_metadata())["x-request-id"]
+    assert len(replaced) == 36
