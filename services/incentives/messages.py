@@ -452,13 +452,14 @@ def scorecard_out(
     period: Period,
     person_id: str,
     version: int,
-    lines: Sequence[scorecards_pb2.ScorecardLine],
     attainment: float,
     payout: Decimal,
     currency: str,
     final: bool,
     computed: datetime,
 ) -> scorecards_pb2.Scorecard:
+    """A scorecard without its lines: `add_score_lines` or `add_frozen_lines` fill them in place
+    (a line or contribution built apart would be copied into its parent again)."""
     return scorecards_pb2.Scorecard(
         name=f"schemes/{scheme_id}/periods/{period.id}/scorecards/{person_id}",
         person=f"people/{person_id}",
@@ -466,17 +467,16 @@ def scorecard_out(
         start_time=ts_out(period.start),
         end_time=ts_out(period.end),
         state=scorecards_pb2.Scorecard.STATE_FINAL if final else scorecards_pb2.Scorecard.STATE_OPEN,
-        lines=lines,
         attainment=attainment,
         payout=amount_out(payout, currency),
         compute_time=ts_out(computed),
     )
 
 
-def lines_out(lines: list[dict[str, Any]]) -> list[scorecards_pb2.ScorecardLine]:
+def add_frozen_lines(card: scorecards_pb2.Scorecard, lines: list[dict[str, Any]]) -> None:
     """Lines as stored on a frozen scorecard (`score_to_json`)."""
-    return [
-        scorecards_pb2.ScorecardLine(
+    for line in lines:
+        add = card.lines.add(
             measure=line["measure"],
             display_name=line["display_name"],
             aggregation=enum_out(schemes_pb2.Aggregation, "AGGREGATION_", line["aggregation"]),
@@ -485,57 +485,53 @@ def lines_out(lines: list[dict[str, Any]]) -> list[scorecards_pb2.ScorecardLine]
             attainment=line["attainment"],
             weight=line["weight"],
             weighted_attainment=line["weighted_attainment"],
-            contributions=[
-                scorecards_pb2.Contribution(
-                    behaviour_event=f"behaviourEvents/{k['event']}",
-                    behaviour_type=f"behaviourTypes/{k['behaviour_type']}",
-                    occurred_at=ts_out(datetime.fromisoformat(k["occurred_at"])),
-                    value=k["value"],
-                    share=k["share"],
-                    late_from_period=k["late_from_period"],
-                )
-                for k in line["contributions"]
-            ],
-        )
-        for line in lines
-    ]
+        ).contributions.add
+        for k in line["contributions"]:
+            c = add(
+                behaviour_event=f"behaviourEvents/{k['event']}",
+                behaviour_type=f"behaviourTypes/{k['behaviour_type']}",
+                value=k["value"],
+                share=k["share"],
+                late_from_period=k["late_from_period"],
+            )
+            _set_time(c.occurred_at, datetime.fromisoformat(k["occurred_at"]))
 
 
-def score_lines_out(result: Score) -> list[scorecards_pb2.ScorecardLine]:
+def add_score_lines(card: scorecards_pb2.Scorecard, result: Score) -> None:
     """The same lines straight from a computed score (an open scorecard), without the JSON between."""
-    return [
-        scorecards_pb2.ScorecardLine(
-            measure=line.measure.id,
-            display_name=line.measure.display_name,
-            aggregation=enum_out(schemes_pb2.Aggregation, "AGGREGATION_", line.measure.aggregation.value),
+    for line in result.lines:
+        measure = line.measure
+        add = card.lines.add(
+            measure=measure.id,
+            display_name=measure.display_name,
+            aggregation=enum_out(schemes_pb2.Aggregation, "AGGREGATION_", measure.aggregation.value),
             value=line.value,
-            target=line.measure.target,
+            target=measure.target,
             attainment=line.attainment,
-            weight=line.measure.weight,
+            weight=measure.weight,
             weighted_attainment=line.weighted_attainment,
-            contributions=[
-                scorecards_pb2.Contribution(
-                    behaviour_event=f"behaviourEvents/{k.contribution.event_id}",
-                    behaviour_type=f"behaviourTypes/{k.contribution.behaviour_type}",
-                    occurred_at=_timestamp(k.contribution.occurred_at),
-                    value=k.contribution.value,
-                    share=k.share,
-                    late_from_period=k.contribution.late_from_period,
-                )
-                for k in line.counted
-            ],
-        )
-        for line in result.lines
-    ]
+        ).contributions.add
+        for k in line.counted:
+            credit = k.contribution
+            c = add(
+                behaviour_event=f"behaviourEvents/{credit.event_id}",
+                behaviour_type=f"behaviourTypes/{credit.behaviour_type}",
+                value=credit.value,
+                share=k.share,
+                late_from_period=credit.late_from_period,
+            )
+            _set_time(c.occurred_at, credit.occurred_at)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _timestamp(at: datetime) -> Timestamp:
-    """An aware datetime as a Timestamp, by arithmetic (FromDatetime costs several times more)."""
+def _set_time(target: Timestamp, at: datetime) -> None:
+    """Sets a message's Timestamp field in place, by arithmetic (FromDatetime costs several
+    times more, a Timestamp built apart is copied in). Setting it makes it present, even at 0."""
     delta = aware(at) - _EPOCH
-    return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
+    target.seconds = delta.days * 86400 + delta.seconds
+    target.nanos = delta.microseconds * 1000
 
 
 def period_out(

@@ -44,18 +44,14 @@ def _scorecard_out(v: uc.ScorecardView) -> scorecards_pb2.Scorecard:
 
 
 def _build(v: uc.ScorecardView) -> scorecards_pb2.Scorecard:
-    return messages.scorecard_out(
-        v.scheme_id,
-        v.period,
-        v.person_id,
-        v.version,
-        messages.score_lines_out(v.score) if v.score is not None else messages.lines_out(v.lines),
-        v.attainment,
-        v.payout,
-        v.currency,
-        v.final,
-        v.computed,  # type: ignore[arg-type]
+    card = messages.scorecard_out(
+        v.scheme_id, v.period, v.person_id, v.version, v.attainment, v.payout, v.currency, v.final, v.computed
     )
+    if v.score is not None:
+        messages.add_score_lines(card, v.score)
+    else:
+        messages.add_frozen_lines(card, v.lines)
+    return card
 
 
 def _period_out(v: uc_awards.PeriodView) -> awards_pb2.Period:
