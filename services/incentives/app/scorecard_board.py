@@ -61,8 +61,12 @@ log = get_logger(__name__)
 Key = tuple[str, str]  # (scheme id, period id)
 CHUNK = 5000  # people recomputed per query (drivers cap a query's parameters)
 PRUNE_EVERY_SECONDS = 60.0
-# When no change has come for this long, views are built ahead of reads, this many a poll (~0.1 ms each).
+# When no change has come for this long, views are built ahead of reads, this many a poll
+# (~0.1 ms each). While changes come in a stream (gaps under STREAM_GAP_SECONDS), quiet means
+# twice the last gap as well: each batch would drop views built between batches (an overloaded
+# consumer's batches come seconds apart, and building them cost as much as applying them).
 QUIET_SECONDS = 1.0
+STREAM_GAP_SECONDS = 10.0
 WARM_PER_POLL = 300
 
 
@@ -154,6 +158,7 @@ class ScorecardBoard:
         self._gaps: dict[int, float] = {}  # skipped sequence number -> first seen missing
         self._synced = 0.0  # monotonic time of the last catch-up that succeeded
         self._changed = 0.0  # monotonic time of the last change applied
+        self._gap = 0.0  # seconds between the last two changes applied
         self._pruned = 0.0
         # Commits seen by this process, and how many of them the board has applied.
         self._commits = 0
@@ -182,7 +187,7 @@ class ScorecardBoard:
 
     async def _step(self) -> None:
         await self.catch_up()
-        if time.monotonic() - self._changed > QUIET_SECONDS:
+        if time.monotonic() - self._changed > max(QUIET_SECONDS, 2 * self._gap):
             for held in self._held.values():  # quiet: build views ahead of reads, a slice a poll
                 held.warm(WARM_PER_POLL, self.prepare)
         if time.monotonic() - self._pruned > PRUNE_EVERY_SECONDS:
@@ -275,7 +280,8 @@ class ScorecardBoard:
             people.update(named)
             events.update(accepted)
         if rows:
-            self._changed = now
+            gap = now - self._changed
+            self._gap, self._changed = (gap if gap < STREAM_GAP_SECONDS else 0.0), now
         if everyone:
             self._held.clear()
             self._refused.clear()
