@@ -13,6 +13,7 @@ from typing import Annotated
 from engage.roles.v1 import assignments_pb2, decisions_pb2, directory_pb2, roles_pb2
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from gateway import models
 from gateway.models import ID, STATES, money, timestamp
@@ -66,6 +67,13 @@ TIERS: dict[str, int] = {
 def _etag(response: Response, etag: str) -> None:
     if etag:
         response.headers["ETag"] = f'"{etag}"'
+
+
+def _resource(model: BaseModel, etag: str) -> Response:
+    """A read's answer with its ETag, serialised once: the route's `response_model` documents it, and FastAPI
+    would send the same JSON, but only after validating again what the gateway has just built."""
+    headers = {"ETag": f'"{etag}"'} if etag else None
+    return Response(model.__pydantic_serializer__.to_json(model), media_type="application/json", headers=headers)
 
 
 def _if_match(header: str | None) -> str:
@@ -147,8 +155,8 @@ async def list_org_units(
 
 @router.get("/orgUnits/{unit_id}", response_model=models.OrgUnit, responses=READ_ONE, tags=["directory"])
 async def get_org_unit(
-    request: Request, response: Response, unit_id: UnitId, access: Access = requires(Permission.DIRECTORY_READ)
-) -> models.OrgUnit:
+    request: Request, unit_id: UnitId, access: Access = requires(Permission.DIRECTORY_READ)
+) -> Response:
     """One org unit: yours, one you manage, or any for HR administrators."""
     name = f"orgUnits/{unit_id}"
     await access.require_unit(name)
@@ -156,8 +164,7 @@ async def get_org_unit(
     unit = await gw.roles.call(
         gw.roles.directory.GetOrgUnit, directory_pb2.GetOrgUnitRequest(name=name), access.principal
     )
-    _etag(response, unit.etag)
-    return models.OrgUnit.of(unit)
+    return _resource(models.OrgUnit.of(unit), unit.etag)
 
 
 @router.get("/people", response_model=models.PersonList, responses=READ_LIST, tags=["directory"])
@@ -194,17 +201,14 @@ async def list_people(
 
 
 @router.get("/people/{person_id}", response_model=models.Person, responses=READ_ONE, tags=["directory"])
-async def get_person(
-    response: Response, person_id: PersonId, access: Access = requires(Permission.DIRECTORY_READ)
-) -> models.Person:
+async def get_person(person_id: PersonId, access: Access = requires(Permission.DIRECTORY_READ)) -> Response:
     """One person: yourself, someone in your team, or anyone for HR administrators."""
     name = f"people/{person_id}"
     await access.require_person(name)
     person = await access.person(name)
     if person is None:
         raise ProblemError(404, "No such resource, or it is not visible to you.")
-    _etag(response, person.etag)
-    return models.Person.of(person)
+    return _resource(models.Person.of(person), person.etag)
 
 
 # ---- catalogue ---------------------------------------------------------------------------
@@ -231,19 +235,17 @@ async def list_roles(
 @router.get("/roles/{role_id}", response_model=models.Role, responses=READ_ONE, tags=["roles"])
 async def get_role(
     request: Request,
-    response: Response,
     role_id: Annotated[
         str, Path(pattern=r"^[A-Za-z0-9._-]{1,63}(@[0-9]{1,9})?$", examples=["service-agent", "service-agent@1"])
     ],
     access: Access = requires(Permission.SIGNED_IN),
-) -> models.Role:
+) -> Response:
     """A role's current version, or a past one as `{role}@{version}`."""
     gw = request.app.state.gateway
     role = await gw.roles.call(
         gw.roles.roles.GetRole, roles_pb2.GetRoleRequest(name=f"roles/{role_id}"), access.principal
     )
-    _etag(response, role.etag)
-    return models.Role.of(role)
+    return _resource(models.Role.of(role), role.etag)
 
 
 @router.get("/decisionCategories", response_model=models.DecisionCategoryList, responses=CATALOGUE, tags=["roles"])
@@ -276,10 +278,9 @@ async def list_decision_categories(
 )
 async def get_decision_category(
     request: Request,
-    response: Response,
     category_id: Annotated[str, Path(pattern=ID, examples=["customer-refund"])],
     access: Access = requires(Permission.SIGNED_IN),
-) -> models.DecisionCategory:
+) -> Response:
     """One decision category."""
     gw = request.app.state.gateway
     category = await gw.roles.call(
@@ -287,8 +288,7 @@ async def get_decision_category(
         roles_pb2.GetDecisionCategoryRequest(name=f"decisionCategories/{category_id}"),
         access.principal,
     )
-    _etag(response, category.etag)
-    return models.DecisionCategory.of(category)
+    return _resource(models.DecisionCategory.of(category), category.etag)
 
 
 # ---- assignments -------------------------------------------------------------------------
@@ -383,14 +383,12 @@ async def _visible_assignment(access: Access, request: Request, assignment_id: s
 @router.get("/assignments/{assignment_id}", response_model=models.Assignment, responses=READ_ONE, tags=["assignments"])
 async def get_assignment(
     request: Request,
-    response: Response,
     assignment_id: AssignmentId,
     access: Access = requires(Permission.ASSIGNMENTS_READ),
-) -> models.Assignment:
+) -> Response:
     """One assignment of yours, of your team or in your units."""
     found = await _visible_assignment(access, request, assignment_id)
-    _etag(response, found.etag)
-    return models.Assignment.of(found)
+    return _resource(models.Assignment.of(found), found.etag)
 
 
 async def end_assignment_for(

@@ -162,6 +162,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             "(or the web app's session cookie). Errors are RFC 9457 problem details."
         ),
         lifespan=lifespan,
+        # The gateway counts and logs requests itself (GatewayMetrics, RequestIds); FastAPI's own OpenTelemetry
+        # instrumentation would only look for a configured provider on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.gateway = gateway
     app.add_exception_handler(ProblemError, handle_problem_or_page)
