@@ -158,7 +158,7 @@ class ScorecardBoard:
         self._gaps: dict[int, float] = {}  # skipped sequence number -> first seen missing
         self._synced = 0.0  # monotonic time of the last catch-up that succeeded
         self._changed = 0.0  # monotonic time of the last change applied
-        self._gap = 0.0  # seconds between the last two changes applied
+        self._gap = 0.0  # seconds between changes applied in a stream (recent gaps weigh most)
         self._pruned = 0.0
         # Commits seen by this process, and how many of them the board has applied.
         self._commits = 0
@@ -280,8 +280,8 @@ class ScorecardBoard:
             people.update(named)
             events.update(accepted)
         if rows:
-            gap = now - self._changed
-            self._gap, self._changed = (gap if gap < STREAM_GAP_SECONDS else 0.0), now
+            gap = now - self._changed  # halving: a slow spell is forgotten after a few quick gaps
+            self._gap, self._changed = (max(gap, self._gap / 2) if gap < STREAM_GAP_SECONDS else 0.0), now
         if everyone:
             self._held.clear()
             self._refused.clear()
