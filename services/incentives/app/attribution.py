@@ -24,6 +24,10 @@ LINE_OF_BUSINESS = "LINE_OF_BUSINESS"
 CHUNK = 5000  # drivers cap the parameters of one statement (SQLite 3.32+ and PostgreSQL: 32,766)
 
 
+def _start(span: tuple[datetime, str]) -> datetime:
+    return span[0]
+
+
 @dataclass
 class Attribution:
     history: dict[str, list[tuple[datetime, str]]]  # person -> [(valid_from, unit)] ascending
@@ -31,9 +35,13 @@ class Attribution:
     _lobs: dict[str, str] = field(default_factory=dict)
 
     def unit_at(self, person_id: str, at: datetime) -> str:
-        spans = self.history.get(person_id, [])
-        i = bisect.bisect_right([start for start, _ in spans], at) - 1
-        return spans[max(i, 0)][1] if spans else ""
+        spans = self.history.get(person_id)
+        if not spans:
+            return ""
+        if len(spans) == 1:  # most people: no list to build and search per credit
+            return spans[0][1]
+        i = bisect.bisect_right(spans, at, key=_start) - 1
+        return spans[max(i, 0)][1]
 
     def line_of_business(self, unit_id: str) -> str:
         if unit_id not in self._lobs:
