@@ -42,21 +42,21 @@ def current_request_id() -> str:
     return str(structlog.contextvars.get_contextvars().get("request_id", ""))
 
 
-def audit_values(event: CloudEvent, request_id: str | None = None) -> dict[str, Any]:
-    """The audit row of an event, as column values (for bulk inserts); the
-    request id is the current call's unless given."""
-    if request_id is None:
-        request_id = current_request_id()
-    return {
-        "actor": event.authid,
-        "event_type": event.type,
-        "subject": event.subject,
-        "recorded_at": event.time,
-        "event_id": event.id,
-        "request_id": str(request_id)[:100],
-        "data": event.data,
-        "data_schema": event.dataschema,
-    }
+AUDIT_COLUMNS = ("actor", "event_type", "subject", "recorded_at", "event_id", "request_id", "data", "data_schema")
+
+
+def audit_plain(event: CloudEvent, request_id: str) -> tuple[Any, ...]:
+    """The audit row of an event as values in AUDIT_COLUMNS order (for bulk inserts)."""
+    return (
+        event.authid,
+        event.type,
+        event.subject,
+        event.time,
+        event.id,
+        request_id[:100],
+        event.data,
+        event.dataschema,
+    )
 
 
 def create_audit_table() -> None:

@@ -22,11 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.platform import sqlite_driver
-from services.platform.audit import AuditRecord, audit_values, current_request_id
+from services.platform.audit import AUDIT_COLUMNS, AuditRecord, audit_plain, current_request_id
 from services.platform.cloudevents import CloudEvent
 from services.platform.errors import Unavailable
 from services.platform.log import get_logger
-from services.platform.outbox import OUTBOX, OutboxRow
+from services.platform.outbox import OUTBOX, OUTBOX_COLUMNS, DriverInsert, OutboxRow
 from services.platform.settings import ServiceSettings
 
 log = get_logger(__name__)
@@ -49,28 +49,32 @@ class UnitOfWork:
     def __init__(self, session: AsyncSession):
         self.session = session
         self.events: list[CloudEvent] = []
-        self._unwritten: list[tuple[dict[str, Any], dict[str, Any]]] = []  # outbox and audit rows
+        self._unwritten: list[tuple[CloudEvent, str]] = []  # events not yet inserted, with their request id
 
     def emit(self, event: CloudEvent) -> None:
         self.events.append(event)
-        # Both rows now: the audit row takes the request id of the call in progress.
-        self._unwritten.append((OutboxRow.values_of(event), audit_values(event)))
+        # The request id now: the audit row takes the one of the call in progress.
+        self._unwritten.append((event, current_request_id()))
 
     async def emit_many(self, events: list[CloudEvent]) -> None:
         """`emit` for imports: written at once, in multi-row INSERTs."""
         request_id = current_request_id()  # once: an import emits millions
         self.events.extend(events)
-        self._unwritten.extend((OutboxRow.values_of(e), audit_values(e, request_id)) for e in events)
+        self._unwritten.extend((e, request_id) for e in events)
         await self.write_events()
 
     async def write_events(self) -> None:
         """Inserts the events emitted so far (`Database.write` calls it before committing)."""
         unwritten, self._unwritten = self._unwritten, []
+        if not unwritten:
+            return
         conn = await self.session.connection()
-        for start in range(0, len(unwritten), 5000):
-            chunk = unwritten[start : start + 5000]
-            await conn.execute(OUTBOX.insert(), [outbox for outbox, _ in chunk])
-            await conn.execute(AUDIT.insert(), [audit for _, audit in chunk])
+        await _OUTBOX_INSERT.run(conn, [OutboxRow.plain(e) for e, _ in unwritten])
+        await _AUDIT_INSERT.run(conn, [audit_plain(e, request_id) for e, request_id in unwritten])
+
+
+_OUTBOX_INSERT = DriverInsert(OUTBOX, OUTBOX_COLUMNS)
+_AUDIT_INSERT = DriverInsert(AUDIT, AUDIT_COLUMNS)
 
 
 class GroupCommit:
