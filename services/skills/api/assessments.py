@@ -13,7 +13,7 @@ from services.platform.resources import page_of, parse_name
 from services.skills import messages
 from services.skills.api.fields import offset_of, person_child, text_in
 from services.skills.app import assessments as uc
-from services.skills.app.importer import ImportBatch, RowOutcome, apply_import, counts
+from services.skills.app.importer import ImportBatch, RowOutcome, apply_import, collector_paused, counts
 
 Outcome = assessments_pb2.ImportAssessmentRowResult.Outcome
 _OUTCOMES = {o: Outcome.Value(f"OUTCOME_{o.value}") for o in RowOutcome}  # looked up once per row of an import
@@ -87,39 +87,40 @@ class AssessmentServicer(assessments_pb2_grpc.AssessmentServiceServicer):
         request_iterator: AsyncIterator[assessments_pb2.ImportAssessmentsRequest],
         context: grpc.aio.ServicerContext,
     ) -> assessments_pb2.ImportAssessmentsResponse:
-        batch = ImportBatch()
-        index = 0
-        async for message in request_iterator:
-            rows: list[assessments_pb2.ImportAssessmentsRequest | assessments_pb2.ImportAssessmentRow] = []
-            if message.parent or message.HasField("assessment") or not message.rows:
-                rows.append(message)
-            rows.extend(message.rows)
-            for row in rows:
-                try:
-                    person_id = parse_name(row.parent, "people", "parent")
-                    batch.rows.append((index, assessment_in(person_id, row.assessment, external_required=True)))
-                except EngageError as exc:
-                    first = exc.violations[0] if exc.violations else None
-                    batch.reject(index, first.description if first else exc.message, first.field if first else "")
-                index += 1
-        results, changed = await apply_import(self.db, batch)
-        tally = counts(results)
-        return assessments_pb2.ImportAssessmentsResponse(
-            results=[
-                assessments_pb2.ImportAssessmentRowResult(
-                    row=r.row,
-                    name=r.name,
-                    outcome=_OUTCOMES[r.outcome],  # type: ignore[arg-type]
-                    reason=r.reason,
-                    field=r.field,
-                )
-                for r in results
-            ],
-            created_count=tally["CREATED"],
-            unchanged_count=tally["UNCHANGED"],
-            rejected_count=tally["REJECTED"],
-            changed_level_count=changed,
-        )
+        with collector_paused():  # the rows and their results live until the answer is sent
+            batch = ImportBatch()
+            index = 0
+            async for message in request_iterator:
+                rows: list[assessments_pb2.ImportAssessmentsRequest | assessments_pb2.ImportAssessmentRow] = []
+                if message.parent or message.HasField("assessment") or not message.rows:
+                    rows.append(message)
+                rows.extend(message.rows)
+                for row in rows:
+                    try:
+                        person_id = parse_name(row.parent, "people", "parent")
+                        batch.rows.append((index, assessment_in(person_id, row.assessment, external_required=True)))
+                    except EngageError as exc:
+                        first = exc.violations[0] if exc.violations else None
+                        batch.reject(index, first.description if first else exc.message, first.field if first else "")
+                    index += 1
+            results, changed = await apply_import(self.db, batch)
+            tally = counts(results)
+            return assessments_pb2.ImportAssessmentsResponse(
+                results=[
+                    assessments_pb2.ImportAssessmentRowResult(
+                        row=r.row,
+                        name=r.name,
+                        outcome=_OUTCOMES[r.outcome],  # type: ignore[arg-type]
+                        reason=r.reason,
+                        field=r.field,
+                    )
+                    for r in results
+                ],
+                created_count=tally["CREATED"],
+                unchanged_count=tally["UNCHANGED"],
+                rejected_count=tally["REJECTED"],
+                changed_level_count=changed,
+            )
 
     async def GetSkillLevel(
         self, request: assessments_pb2.GetSkillLevelRequest, context: grpc.aio.ServicerContext

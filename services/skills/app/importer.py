@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -134,6 +136,34 @@ async def _known(uow: UnitOfWork, batch: ImportBatch) -> dict[str, Any]:
         found = await uow.session.execute(sa.select(_ASSESSMENTS).where(_ASSESSMENTS.c.external_id.in_(chunk)))
         known.update({r.external_id: r for r in found})
     return known
+
+
+class _CollectorPause:
+    """No cyclic garbage collection while an import runs: it allocates
+    millions of objects that live until it ends, and each full collection
+    walks them all again (and every object the service holds, the fit view's
+    levels among them). An import makes no cycles worth collecting meanwhile.
+    Concurrent imports share the pause; the last one out restores the collector."""
+
+    def __init__(self) -> None:
+        self.imports = 0
+        self.was_enabled = True
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        if self.imports == 0:
+            self.was_enabled = gc.isenabled()
+            gc.disable()
+        self.imports += 1
+        try:
+            yield
+        finally:
+            self.imports -= 1
+            if self.imports == 0 and self.was_enabled:
+                gc.enable()
+
+
+collector_paused = _CollectorPause()
 
 
 async def apply_import(db: Database, batch: ImportBatch) -> tuple[list[RowResult], int]:

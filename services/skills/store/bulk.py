@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 _CHUNK = 5000  # rows per executemany: bounds the memory of one call
+_NOTHING = object()
 
 
 def _sqlite_datetime(value: datetime | None) -> str | None:
@@ -30,7 +31,7 @@ def _sqlite_datetime(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 def _sqlite_date(value: date | None) -> str | None:
@@ -80,12 +81,23 @@ async def insert_many(
     getter = itemgetter(*names)
     conversions = [(i, f) for i, n in enumerate(names) if (f := _conversion(table.c[n], dialect.name)) is not None]
     for start in range(0, len(rows), _CHUNK):
-        params = []
-        for row in rows[start : start + _CHUNK]:
-            values = list(getter(row))
-            for i, convert in conversions:
-                values[i] = convert(values[i])
-            params.append(tuple(values))
+        chunk = [list(getter(row)) for row in rows[start : start + _CHUNK]]
+        for i, convert in conversions:
+            if convert is _json:
+                for values in chunk:
+                    values[i] = _json(values[i])
+                continue
+            # Times and dates repeat (the import's own time in every row, the
+            # day of many assessments): each distinct value is converted once.
+            # Equal values convert alike (the result is in UTC).
+            seen: dict[Any, Any] = {}
+            for values in chunk:
+                value = values[i]
+                out = seen.get(value, _NOTHING)
+                if out is _NOTHING:
+                    out = seen[value] = convert(value)
+                values[i] = out
+        params = [tuple(values) for values in chunk]
         if dialect.name == "postgresql":
             await conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*params, strict=True)))
         else:
