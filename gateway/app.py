@@ -30,6 +30,7 @@ from gateway import (
     web_skills,
 )
 from gateway.dev_issuer import DevIssuer, from_settings
+from gateway.fast_reads import FastReads
 from gateway.identity import KeySet, TokenVerifier
 from gateway.incentives_service import IncentivesService
 from gateway.live import Broadcaster
@@ -178,6 +179,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(web_incentives.router)
     app.include_router(web_delegations.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.add_middleware(FastReads, routes=api.router.routes, on_problem=handle_problem_or_page)
     app.add_middleware(RequestIds, metrics=gateway.metrics)
 
     def openapi() -> dict[str, Any]:
