@@ -208,12 +208,14 @@ class FitView:
         self.tops = {skill: top_ordinal(lv["ordinal"] for lv in levels) for skill, levels in await s.execute(query)}
 
     async def _apply_changes(self, s: AsyncSession) -> None:
-        newest = int((await s.execute(sa.select(sa.func.coalesce(sa.func.max(_OUTBOX.c.seq), 0)))).scalar_one())
+        newest, roles_mark = await _probe(s)
         if newest < self._seq:
             # The outbox was emptied and SQLite numbers again from 1: start over.
             self.loaded = False
             await self._load(s)
             return
+        if newest == self._seq and not self._gaps and roles_mark == self._roles_mark:
+            return  # nothing new: most polls end here, after one statement
         now = time.monotonic()
         self._gaps = {seq: seen for seq, seen in self._gaps.items() if now - seen < self.gap_seconds}
         query = sa.select(_OUTBOX.c.seq, _OUTBOX.c.subject).where(
@@ -232,7 +234,7 @@ class FitView:
                 pairs.add((parts[1], parts[3]))
             elif parts[0] in ("skills", "proficiencyScales"):
                 catalogue = True
-        if await _roles_mark(s) != self._roles_mark:
+        if roles_mark != self._roles_mark:
             await self._load_roles(s)
         if catalogue:
             await self._load_tops(s)
@@ -250,6 +252,16 @@ class FitView:
             ).where(_LEVELS.c.person_id.in_(chunk), _LEVELS.c.skill_id.in_(sorted({k for _, k in wanted})))
             for person, skill, level, claimed, until in await s.execute(query):
                 self.levels.setdefault(person, {})[skill] = _level(level, claimed, until)
+
+
+async def _probe(s: AsyncSession) -> tuple[int, tuple[int, int]]:
+    """The newest outbox number and the roles mark, in one statement (the
+    view polls ten times a second; on SQLite each statement is a thread hop)."""
+    newest = sa.select(sa.func.coalesce(sa.func.max(_OUTBOX.c.seq), 0)).scalar_subquery()
+    count = sa.select(sa.func.count()).select_from(_ROLES).scalar_subquery()
+    total = sa.select(sa.func.coalesce(sa.func.sum(_ROLES.c.sequence), 0)).scalar_subquery()
+    seq, roles, sequences = (await s.execute(sa.select(newest, count, total))).one()
+    return int(seq), (int(roles), int(sequences))
 
 
 async def _roles_mark(s: AsyncSession) -> tuple[int, int]:
