@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +35,7 @@ from services.platform.consumer import Unprocessable
 from services.platform.db import Database, UnitOfWork, utcnow
 from services.platform.log import get_logger
 from services.platform.lookups import get_or_404
+from services.platform.outbox import DriverInsert
 
 log = get_logger(__name__)
 
@@ -228,17 +230,22 @@ def _rejection(o: Observed, k: _Lookups) -> Outcome | None:
     return None
 
 
-async def _insert(s: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), 1000):
-        await s.execute(sa.insert(table), rows[start : start + 1000])
-
-
 def _table(model: type[Any]) -> sa.Table:
     return model.__table__  # type: ignore[no-any-return]
 
 
-def _event_dict(row: NewEvent) -> dict[str, Any]:
-    return dict(vars(row))
+# Events and credits go to the driver as plain tuples (SQLAlchemy's executemany
+# processed a parameter dict per row: half the cost of recording an event).
+_EVENT_COLUMNS = tuple(c.name for c in _table(BehaviourEventRow).columns)
+_CREDIT_COLUMNS = tuple(c.name for c in _table(CreditRow).columns)
+_EVENTS = DriverInsert(_table(BehaviourEventRow), _EVENT_COLUMNS)
+_CREDITS = DriverInsert(_table(CreditRow), _CREDIT_COLUMNS)
+_event_values = attrgetter(*_EVENT_COLUMNS)  # a NewEvent's attributes are its row's columns
+_credit_values = itemgetter(*_CREDIT_COLUMNS)
+
+
+async def _insert_credits(s: AsyncSession, credits: list[dict[str, Any]]) -> None:
+    await _CREDITS.run(await s.connection(), [_credit_values(c) for c in credits])
 
 
 async def record_many(s: AsyncSession, items: Sequence[Observed], now: datetime) -> list[Outcome]:
@@ -263,15 +270,15 @@ async def record_many(s: AsyncSession, items: Sequence[Observed], now: datetime)
             outcomes[o.id] = rejected
             continue
         credits.extend(_settle(row, k, now))
-        events.append(_event_dict(row))
+        events.append(_event_values(row))
         if row.state == EventState.ACCEPTED:
             outcomes[o.id] = Outcome(o.id, ACCEPTED)
         else:
             outcomes[o.id] = Outcome(
                 o.id, PARKED, row.park_reason, reason=f"{row.park_reason.lower()}: {row.park_detail}"
             )
-    await _insert(s, _table(BehaviourEventRow), events)
-    await _insert(s, _table(CreditRow), credits)
+    await _EVENTS.run(await s.connection(), events)
+    await _insert_credits(s, credits)
     await note_events(s, (c["event_id"] for c in credits))
     first = {id(o) for o in fresh}
     return [outcomes[o.id] if id(o) in first else Outcome(o.id, DUPLICATE) for o in items]
@@ -328,7 +335,7 @@ async def replay(s: AsyncSession, rows: Sequence[BehaviourEventRow]) -> list[Beh
         s.add(row)
         if row.state == EventState.ACCEPTED:
             accepted.append(row)
-    await _insert(s, _table(CreditRow), credits)
+    await _insert_credits(s, credits)
     await note_events(s, (r.id for r in accepted))
     return accepted
 
