@@ -8,7 +8,9 @@ services on SQLite; the gateway; a bare FastAPI app on uvicorn) and the HTTP cli
 2. API reads through the gateway as a manager (token checked, scope decided, a gRPC
    call to the roles service): `GET /api/v1/people/{id}` of their team and
    `GET /api/v1/roles/{id}`; target: at least 0.3x the baseline's rate. For where the
-   time goes, the same reads straight from the roles service over gRPC (no target);
+   time goes, the gateway process's CPU time per read against the baseline process's per
+   `/ping` (from /proc: what the gateway itself costs, far less swayed by other load than
+   the rates), and the same reads straight from the roles service over gRPC (no target);
 3. the team page of a manager of 50 people (roles, acknowledgement, role fit from
    skills, scorecards from incentives, all local): p50 of `GET /team`, one at a time;
    target: under 150 ms. `GET /api/v1/me/team` for comparison.
@@ -148,6 +150,11 @@ def start_service(workdir: Path, name: str, nats_url: str, jwks: Path) -> tuple[
     procs.wait_for_tcp(child, port, timeout=30)
     asyncio.run(procs.wait_ready(child, target))
     return child, target
+
+
+def pid_of(child: procs.Child) -> int:
+    assert child.proc is not None, f"{child.name} is not running"
+    return child.proc.pid
 
 
 def start_http(workdir: Path, name: str, argv: list[str], env: dict[str, str], port: int) -> procs.Child:
@@ -350,17 +357,39 @@ async def closed(
     return Run(calls, seconds, latencies)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux: /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Server:
+    url: str
+    pid: int
+
+
 async def interleaved(
-    baseline: str, gateway: str, paths: Sequence[str], headers: dict[str, str], calls: int
-) -> tuple[Run, Run]:
+    baseline: Server, gateway: Server, paths: Sequence[str], headers: dict[str, str], calls: int
+) -> tuple[Run, Run, float, float]:
     """The baseline's and the gateway's rate in alternating rounds: other work on the machine, which comes
-    and goes, then weighs on both alike instead of on whichever ran while it lasted."""
+    and goes, then weighs on both alike instead of on whichever ran while it lasted. Also each server
+    process's CPU seconds per request (load slows it less than it slows the rate)."""
     base: list[Run] = []
     gw: list[Run] = []
+    cpu = {baseline.pid: 0.0, gateway.pid: 0.0}
     for n in range(ROUNDS):
-        base.append(await closed(baseline, ["/ping"], {}, calls // ROUNDS, CONCURRENCY, warm_up=n == 0))
-        gw.append(await closed(gateway, paths, headers, calls // ROUNDS, CONCURRENCY, warm_up=n == 0))
-    return combined(base), combined(gw)
+        for server, runs, server_paths, server_headers in (
+            (baseline, base, ["/ping"], {}),
+            (gateway, gw, paths, headers),
+        ):
+            if n == 0:  # warm-up, not counted
+                await closed(server.url, server_paths, server_headers, 20 * CONCURRENCY, CONCURRENCY, warm_up=False)
+            before = cpu_seconds(server.pid)
+            runs.append(await closed(server.url, server_paths, server_headers, calls // ROUNDS, CONCURRENCY, False))
+            cpu[server.pid] += cpu_seconds(server.pid) - before
+    base_run, gw_run = combined(base), combined(gw)
+    return base_run, gw_run, cpu[baseline.pid] / base_run.calls, cpu[gateway.pid] / gw_run.calls
 
 
 async def direct(target: str, token: str, what: str, calls: int) -> float:
@@ -390,9 +419,10 @@ async def direct(target: str, token: str, what: str, calls: int) -> float:
         return calls / (time.perf_counter() - started)
 
 
-async def measure(gateway: str, baseline: str, roles: str, token: str, sizes: Sizes) -> Report:
+async def measure(gateway_server: Server, baseline_server: Server, roles: str, token: str, sizes: Sizes) -> Report:
     report = Report(loads=[os.getloadavg()[0]])
     auth = {"Authorization": f"Bearer {token}"}
+    gateway, baseline = gateway_server.url, baseline_server.url
     base1 = await closed(baseline, ["/ping"], {}, sizes.page_samples * 4, 1)
     reads = {
         "GET /api/v1/people/{id} (team member)": [f"/api/v1/{p}" for p, _ in team()],
@@ -400,11 +430,19 @@ async def measure(gateway: str, baseline: str, roles: str, token: str, sizes: Si
     }
     for what, paths in reads.items():
         say(f"{what} x {sizes.read_calls} at concurrency {CONCURRENCY}, in {ROUNDS} rounds between the baseline's")
-        base, run = await interleaved(baseline, gateway, paths, auth, sizes.read_calls)
+        base, run, base_cpu, gw_cpu = await interleaved(baseline_server, gateway_server, paths, auth, sizes.read_calls)
         ratio = run.rps / base.rps
         met = ratio >= READ_TARGET_RATIO
         report.rows.append(
             Row(f"{what}: rate", f"{run.rps:.0f}/s", f"{base.rps:.0f}/s", ratio, f">= {READ_TARGET_RATIO}x", met)
+        )
+        report.rows.append(
+            Row(
+                "  (gateway process CPU per read)",
+                f"{gw_cpu * 1e6:.0f} us",
+                f"{base_cpu * 1e6:.0f} us",
+                gw_cpu / base_cpu,
+            )
         )
         service = await direct(roles, token, "person" if "people" in what else "role", sizes.read_calls)
         rpc = "GetPerson" if "people" in what else "GetRole"
@@ -474,13 +512,15 @@ def run(sizes: Sizes) -> Report:
                 "ENGAGE_GATEWAY_LOG_LEVEL": "WARNING",
             }
         )
-        children.append(start_http(workdir, "gateway", [sys.executable, "-m", "gateway.main"], env, port))
+        gateway = start_http(workdir, "gateway", [sys.executable, "-m", "gateway.main"], env, port)
+        children.append(gateway)
         base_port = procs.free_port()
         argv = [sys.executable, "-m", "bench.gateway", "--serve-baseline", str(base_port)]
-        children.append(start_http(workdir, "baseline", argv, procs.python_env(), base_port))
+        baseline = start_http(workdir, "baseline", argv, procs.python_env(), base_port)
+        children.append(baseline)
         token = issuer.token(DemoUser(MANAGER, "", (), MANAGER))
-        gateway_url, baseline_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{base_port}"
-        return asyncio.run(measure(gateway_url, baseline_url, targets["roles"], token, sizes))
+        servers = [Server(f"http://127.0.0.1:{p}", pid_of(c)) for p, c in ((port, gateway), (base_port, baseline))]
+        return asyncio.run(measure(servers[0], servers[1], targets["roles"], token, sizes))
     except BaseException:
         for child in children:
             print(f"--- {child.name} log ends with:\n{child.log_tail(8)}", file=sys.stderr)
