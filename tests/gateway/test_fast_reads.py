@@ -28,6 +28,13 @@ READS = [
     "/api/v1/roles/service-agent@999",
     "/api/v1/roles/missing",
     "/api/v1/roles/bad@version",
+    "/api/v1/orgUnits/SALES-N",
+    "/api/v1/orgUnits/SERVICE",
+    "/api/v1/orgUnits/NOWHERE",
+    "/api/v1/decisionCategories/customer-refund",
+    "/api/v1/decisionCategories/missing",
+    "/api/v1/assignments/no-such-assignment",
+    "/api/v1/assignments/bad!id",
 ]
 HEADERS = ("content-type", "etag", "retry-after", "location")
 
@@ -49,8 +56,9 @@ async def test_fast_reads_answer_as_fastapi_does(stack: Stack) -> None:
         {"Authorization": "Bearer not-a-token"},
         {"Authorization": "Basic dXNlcjpwdw=="},
     ]
+    made = await stack.assignment()  # one that exists: visible to some users, not to others
     async with asgi_client(plain) as reference:
-        for path in READS:
+        for path in [*READS, f"/api/v1/assignments/{made}"]:
             for auth in auths:
                 expected = await answers(reference, path, auth)
                 assert await answers(stack.client, path, auth) == expected, (path, auth)
