@@ -32,6 +32,35 @@ from services.roles.store.tables import (
 
 _ASSIGNMENTS: sa.Table = AssignmentRow.__table__  # type: ignore[attr-defined]
 
+# The statements of CreateAssignment (the service's busiest write), built once:
+# building and keying a statement per call cost as much as running it.
+# Locking the person serialises their assignments, so two concurrent
+# creates cannot both pass the overlap check.
+_PERSON = (
+    sa.select(col(PersonRow.id), col(PersonRow.status), col(PersonRow.management_level))
+    .where(col(PersonRow.id) == sa.bindparam("id"))
+    .with_for_update()
+)
+_ROLE = sa.select(col(RoleRow.id), col(RoleRow.state), col(RoleRow.version), col(RoleRow.management_level)).where(
+    col(RoleRow.id) == sa.bindparam("id")
+)
+_UNIT_PATH = sa.select(col(OrgUnitRow.path)).where(col(OrgUnitRow.id) == sa.bindparam("id"))
+_END = sa.bindparam("end", type_=_ASSIGNMENTS.c.valid_from.type)
+# An assignment of the same person, role and unit whose period overlaps
+# [start, end) (end NULL: open), other than `ignore` ('' for none).
+_OVERLAP = (
+    sa.select(_ASSIGNMENTS.c.id)
+    .where(
+        _ASSIGNMENTS.c.person_id == sa.bindparam("person"),
+        _ASSIGNMENTS.c.role_id == sa.bindparam("role"),
+        _ASSIGNMENTS.c.org_unit_id == sa.bindparam("unit"),
+        or_(_ASSIGNMENTS.c.valid_to.is_(None), _ASSIGNMENTS.c.valid_to > sa.bindparam("start")),
+        or_(_END.is_(None), _ASSIGNMENTS.c.valid_from < _END),
+        _ASSIGNMENTS.c.id != sa.bindparam("ignore"),
+    )
+    .limit(1)
+)
+
 
 def new_id() -> str:
     return uuid.uuid4().hex
@@ -71,9 +100,9 @@ async def authorize_in_unit(s: AsyncSession, caller: Identity, unit_id: str, uni
     )
 
 
-async def _one(conn: AsyncConnection, query: Any, name: str) -> sa.Row[Any]:
+async def _one(conn: AsyncConnection, query: Any, key: str, name: str) -> sa.Row[Any]:
     """The single row of a query by key, or NOT_FOUND for `name`."""
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(query, {"id": key})).first()
     if row is None:
         raise NotFound(f"{name} does not exist")
     return row
@@ -87,27 +116,9 @@ async def create_assignment(db: Database, new: NewAssignment, request_id: str, r
             return earlier
         # Plain column reads, no ORM objects: this is the service's busiest write.
         conn = await s.connection()
-        # Locking the person serialises their assignments, so two concurrent
-        # creates cannot both pass the overlap check.
-        person = await _one(
-            conn,
-            sa.select(col(PersonRow.id), col(PersonRow.status), col(PersonRow.management_level))
-            .where(col(PersonRow.id) == new.person_id)
-            .with_for_update(),
-            f"people/{new.person_id}",
-        )
-        role = await _one(
-            conn,
-            sa.select(col(RoleRow.id), col(RoleRow.state), col(RoleRow.version), col(RoleRow.management_level)).where(
-                col(RoleRow.id) == new.role_id
-            ),
-            f"roles/{new.role_id}",
-        )
-        unit = await _one(
-            conn,
-            sa.select(col(OrgUnitRow.path)).where(col(OrgUnitRow.id) == new.org_unit_id),
-            f"orgUnits/{new.org_unit_id}",
-        )
+        person = await _one(conn, _PERSON, new.person_id, f"people/{new.person_id}")
+        role = await _one(conn, _ROLE, new.role_id, f"roles/{new.role_id}")
+        unit = await _one(conn, _UNIT_PATH, new.org_unit_id, f"orgUnits/{new.org_unit_id}")
         await authorize_in_unit(s, caller, new.org_unit_id, unit.path, "assign roles")
         now = utcnow()
         valid_from = new.valid_from or now
@@ -163,17 +174,8 @@ async def _refuse_overlap(
     end: datetime | None,
     ignore_id: str | None,
 ) -> None:
-    query = sa.select(col(AssignmentRow.id)).where(
-        col(AssignmentRow.person_id) == person_id,
-        col(AssignmentRow.role_id) == role_id,
-        col(AssignmentRow.org_unit_id) == unit_id,
-        or_(col(AssignmentRow.valid_to).is_(None), col(AssignmentRow.valid_to) > start),
-    )
-    if end is not None:
-        query = query.where(col(AssignmentRow.valid_from) < end)
-    if ignore_id:
-        query = query.where(col(AssignmentRow.id) != ignore_id)
-    clash = (await (await s.connection()).execute(query.limit(1))).first()
+    params = {"person": person_id, "role": role_id, "unit": unit_id, "start": start, "end": end}
+    clash = (await (await s.connection()).execute(_OVERLAP, {**params, "ignore": ignore_id or ""})).first()
     if clash is not None:
         raise FailedPrecondition(
             f"people/{person_id} already holds roles/{role_id} in orgUnits/{unit_id} for an overlapping "
