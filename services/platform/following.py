@@ -1,8 +1,9 @@
-"""The background loop of an in-memory view that follows the database.
+"""The background loop of a part that polls the database.
 
 The roles decision view, the skills fit view and the incentives scorecard
 board each keep data in memory and catch up with what other replicas
-committed by polling; this runs that poll.
+committed by polling; the skills expiry sweep looks for lapsed levels. This
+runs such a poll.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ log = get_logger(__name__)
 class Follower:
     """Calls `step` every `poll_seconds` in a task of its own. A step that
     fails (the database is down) is tried again at the next poll; the failure
-    and the recovery are logged once each, as `<name>.catch_up_failed` and
-    `<name>.caught_up_again`."""
+    and the recovery are logged once each, as `<name>.failed` and
+    `<name>.recovered`."""
 
     def __init__(self, name: str, step: Callable[[], Awaitable[object]], poll_seconds: float):
         self.name = name
@@ -44,10 +45,10 @@ class Follower:
                 await self.step()
             except Exception as exc:
                 if not failing:
-                    log.warning(f"{self.name}.catch_up_failed", error=str(exc) or type(exc).__name__)
+                    log.warning(f"{self.name}.failed", error=str(exc) or type(exc).__name__)
                 failing = True
             else:
                 if failing:
-                    log.info(f"{self.name}.caught_up_again")
+                    log.info(f"{self.name}.recovered")
                 failing = False
             await asyncio.sleep(self.poll_seconds)

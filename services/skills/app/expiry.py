@@ -4,12 +4,10 @@ changes. Reads never wait for it: they recompute stale levels themselves."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from sqlmodel import col, select
 
 from services.platform.db import Database, utcnow
+from services.platform.following import Follower
 from services.platform.log import get_logger
 from services.skills.app.levels import refresh_levels
 from services.skills.store.tables import SkillLevelRow
@@ -34,29 +32,13 @@ async def refresh_expired(db: Database, batch_size: int = 500) -> int:
             return changed
 
 
-class ExpirySweep:
+class ExpirySweep(Follower):
+    """Runs `refresh_expired` every `interval_seconds`."""
+
     def __init__(self, db: Database, interval_seconds: float):
+        super().__init__("skills_expiry_sweep", self._sweep, interval_seconds)
         self.db = db
-        self.interval = interval_seconds
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="skills-expiry-sweep")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                changed = await refresh_expired(self.db)
-                if changed:
-                    log.info("skills.expired_levels_refreshed", changed=changed)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # database down: try again next round
-                log.warning("skills.expiry_sweep_failed", error=str(exc) or type(exc).__name__)
-            await asyncio.sleep(self.interval)
+    async def _sweep(self) -> None:
+        if changed := await refresh_expired(self.db):
+            log.info("skills.expired_levels_refreshed", changed=changed)
